@@ -1,0 +1,3 @@
+from jax_llm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,228 @@
+"""`jax-llm ime serve`: the input method over HTTP, a JSON API and one web page (Starlette + uvicorn).
+
+    POST /api/predict  {"code": "fi", "context": ["the", "words", "accepted"], "k": 9}
+                       -> {"code": "fi", "candidates": [{"word": "first", "score": -3.2}, ...]}
+    POST /api/convert  {"codes": "fitwchinme", "k": 1}
+                       -> {"words": [...], "text": "...", "steps": [{"code", "word", "known", "candidates"}]}
+    GET  /api/info     -> {"model": ..., "limits": {...}}
+    GET  /             the page (static/index.html, ime.js, ime.css: plain files, no build step)
+
+A code is two letters a-z, or one letter (a one-letter word's code; "i" and "i " are the same). Context
+words are lowercase a-z (the model's words). Every bad request gets a 4xx and {"error": "one line"}:
+400 for a body that is not a JSON object, 413 for a body over 64 KiB, 422 for a wrong field (type,
+characters, length), 404/405 for a wrong path or method. The model is loaded once, before the socket
+opens, and only read afterwards, so concurrent requests need no lock.
+"""
+
+import argparse
+import json
+import math
+import socket
+import sys
+from importlib import resources
+
+from jax_llm.errors import UserError
+from jax_llm.ime.codes import LETTERS
+from jax_llm.ime.predictor import Predictor
+
+MAX_BODY = 64 * 1024
+MAX_CONTEXT_WORDS = 1000
+MAX_WORD_CHARS = 64
+MAX_CODES_CHARS = 4000
+MAX_K = 50
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+          "/ime.js": ("ime.js", "text/javascript; charset=utf-8"),
+          "/ime.css": ("ime.css", "text/css; charset=utf-8")}
+HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+           "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _letters(s: str) -> bool:
+    return bool(s) and all(c in LETTERS for c in s)
+
+
+def _int_field(data: dict, name: str, default: int, hi: int) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(422, f"'{name}' must be an integer")
+    if not 1 <= value <= hi:
+        raise ApiError(422, f"'{name}' must be between 1 and {hi}, got {value}")
+    return value
+
+
+def parse_code(value) -> str:
+    """The code field as the model wants it: "fi", or "i " for a one-letter word ("i" accepted too)."""
+    if not isinstance(value, str):
+        raise ApiError(422, "'code' must be a string")
+    code = value[:-1] if len(value) == 2 and value[1] == " " else value
+    if len(code) > 2:
+        raise ApiError(422, f"'code' must be one or two letters, got {len(value)} characters")
+    if not _letters(code):
+        raise ApiError(422, f"'code' must be lowercase letters a-z, got {value!r}")
+    return code if len(code) == 2 else code + " "
+
+
+def parse_context(value) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ApiError(422, "'context' must be a list of words")
+    if len(value) > MAX_CONTEXT_WORDS:
+        raise ApiError(422, f"'context' holds {len(value)} words, at most {MAX_CONTEXT_WORDS}")
+    for i, w in enumerate(value):
+        if not isinstance(w, str):
+            raise ApiError(422, f"'context'[{i}] must be a string")
+        if len(w) > MAX_WORD_CHARS:
+            raise ApiError(422, f"'context'[{i}] is {len(w)} characters long, at most {MAX_WORD_CHARS}")
+        if not _letters(w):
+            raise ApiError(422, f"'context'[{i}] must be lowercase letters a-z, got {w!r}")
+    return value
+
+
+def _candidates(pairs) -> list[dict]:
+    return [{"word": w, "score": float(s) if math.isfinite(s) else None} for w, s in pairs]
+
+
+def predict(predictor: Predictor, data: dict) -> dict:
+    code = parse_code(data.get("code"))
+    context = parse_context(data.get("context"))
+    k = _int_field(data, "k", 9, MAX_K)
+    return {"code": code, "candidates": _candidates(predictor.candidates(code, context, k))}
+
+
+def convert(predictor: Predictor, data: dict) -> dict:
+    from jax_llm.ime.predictor import convert as convert_codes
+
+    codes = data.get("codes")
+    if not isinstance(codes, str):
+        raise ApiError(422, "'codes' must be a string")
+    if len(codes) > MAX_CODES_CHARS:
+        raise ApiError(422, f"'codes' is {len(codes)} characters long, at most {MAX_CODES_CHARS}")
+    k = _int_field(data, "k", 1, MAX_K)
+    try:
+        steps = convert_codes(codes, predictor, k)
+    except UserError as e:
+        raise ApiError(422, str(e)) from None
+    words = [s.word for s in steps]
+    return {"words": words, "text": " ".join(words),
+            "steps": [{"code": s.code, "word": s.word, "known": s.known, "candidates": _candidates(s.candidates)}
+                      for s in steps]}
+
+
+async def read_json(request) -> dict:
+    """The body as a JSON object, refusing more than MAX_BODY bytes whether or not Content-Length says so."""
+    declared = request.headers.get("content-length", "")  # uvicorn already refuses a malformed one
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, f"request body over {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, f"request body over {MAX_BODY} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def create_app(predictor: Predictor, model_name: str = ""):
+    """The Starlette app around one loaded model."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    pages = {path: (resources.files("jax_llm.ime").joinpath("static", name).read_bytes(), media)
+             for path, (name, media) in STATIC.items()}
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=HEADERS)
+
+    async def page(request):
+        body, media = pages[request.url.path]
+        return Response(body, media_type=media, headers=HEADERS)
+
+    async def api_predict(request):
+        # A prediction takes well under a millisecond: answer on the event loop, no thread hop.
+        return JSONResponse(predict(predictor, await read_json(request)), headers=HEADERS)
+
+    async def api_convert(request):
+        data = await read_json(request)
+        return JSONResponse(await run_in_threadpool(convert, predictor, data), headers=HEADERS)
+
+    async def api_info(request):
+        return JSONResponse({"model": model_name, "limits": {
+            "body_bytes": MAX_BODY, "context_words": MAX_CONTEXT_WORDS, "word_chars": MAX_WORD_CHARS,
+            "codes_chars": MAX_CODES_CHARS, "k": MAX_K}}, headers=HEADERS)
+
+    async def on_api_error(request, exc: ApiError):
+        return error(exc.status, str(exc))
+
+    async def on_http_error(request, exc: HTTPException):
+        return error(exc.status_code, exc.detail)
+
+    async def on_crash(request, exc: Exception):  # a bug, not the client's fault: still one JSON line
+        print(f"jax-llm serve: internal error on {request.url.path}: {exc!r}", file=sys.stderr)
+        return error(500, "internal error")
+
+    async def no_icon(request):
+        return Response(status_code=204)
+
+    routes = [Route(path, page, methods=["GET"]) for path in STATIC] + [Route("/favicon.ico", no_icon)]
+    routes += [Route("/api/predict", api_predict, methods=["POST"]),
+               Route("/api/convert", api_convert, methods=["POST"]),
+               Route("/api/info", api_info, methods=["GET"])]
+    return Starlette(routes=routes, exception_handlers={
+        ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash})
+
+
+def listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as e:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {e}") from None
+    return sock
+
+
+def serve_command(args) -> int:
+    import uvicorn
+
+    from jax_llm.ime.predictor import load_predictor
+
+    predictor = load_predictor(args.model)  # once, before the socket opens
+    app = create_app(predictor, model_name=str(args.model))
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"jax-llm: warning: listening on {host}, reachable from other machines", file=sys.stderr)
+    print(f"jax-llm: serving the input method at http://{shown}:{port}/ (model: {args.model}); "
+          "Ctrl-C stops", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=3)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def add_parser(ime_subparsers) -> None:
+    p = ime_subparsers.add_parser("serve", help="web page and JSON API for the input method",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="kn",
+                   help="model directory from `jax-llm ime train-ngram`, or kn/backoff (default: kn)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.set_defaults(func=serve_command)

@@ -1,16 +1,90 @@
-"""Command line: subcommands parse arguments, call library functions and print. Nothing else."""
+"""jax-llm: pretrain a GPT from one text file; sample from it; the first-two-character input method.
+
+Subcommands only parse, call library functions and print.
+"""
 
 import argparse
 import sys
+from pathlib import Path
 
 from jax_llm.errors import UserError
+
+
+def cmd_train(args) -> int:
+    from jax_llm.config import RunConfig, apply_overrides, make_config
+    from jax_llm.pretrain import pretrain
+
+    flags = [f"{k}={v}" for k, v in (("tokenizer", args.tokenizer), ("bpe_vocab_size", args.vocab_size),
+                                      ("max_steps", args.max_steps)) if v is not None]
+    if args.resume:
+        config_path = Path(args.out) / "config.json"
+        if not config_path.is_file():
+            raise UserError(f"{args.out}: nothing to resume (no config.json); drop --resume to start a new run")
+        cfg = RunConfig.load(config_path)
+        apply_overrides(cfg, flags + args.set)
+    else:
+        cfg = make_config(args.preset, flags + args.set)
+    pretrain(Path(args.text_file), Path(args.out), cfg, resume=args.resume, quiet=args.quiet)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from jax_llm.pretrain import load_run
+    from jax_llm.sample import generate
+
+    if args.max_new_tokens < 1 or args.temperature < 0 or args.top_k < 0 or not 0 < args.top_p <= 1:
+        raise UserError("need --max-new-tokens >= 1, --temperature >= 0, --top-k >= 0, 0 < --top-p <= 1")
+    cfg, tok, model, _ = load_run(Path(args.run_dir))
+    prompt = tok.encode(args.prompt).ids if args.prompt else []
+    if not prompt:
+        prompt = tok.encode("\n").ids
+    ids = generate(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
+    print(tok.decode(ids))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from jax_llm.config import PRESETS, RunConfig
+
+    print(RunConfig().to_json())
+    for name, overrides in PRESETS.items():
+        print(f"\n{name}: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from jax_llm.ime import cli as ime_cli
 
-    parser = argparse.ArgumentParser(prog="jax-llm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="jax-llm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a tokenizer and a GPT on one text file")
+    p.add_argument("text_file", help="UTF-8 text file (any language)")
+    p.add_argument("--out", required=True, help="run directory (config, tokenizer, checkpoints, metrics)")
+    p.add_argument("--preset", help="tiny | baby | shakespeare-char | gpt-80m | gpt2-124m")
+    p.add_argument("--tokenizer", help="bpe (default), char, or a tokenizer.json path")
+    p.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default 8192)")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set n_layer=6 (see `jax-llm presets`)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="sample text from a run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("presets", help="show the default config and the presets")
+    p.set_defaults(func=cmd_presets)
+
     ime_cli.add_parser(sub)
     return parser
 

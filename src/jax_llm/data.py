@@ -1,0 +1,141 @@
+"""From a text file to batches: checks, a memory-mapped token file, aligned streams, windows.
+
+A job is a pair of aligned streams: position i of `inputs` (and of `aux`, if any) is scored against
+position i of `targets`. For language modelling the targets are the tokens shifted by one; for the
+input method they are the word ids of the codes. The trainer only ever sees windows of these streams.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jax_llm import tokenizer as tokenizers
+from jax_llm.errors import UserError
+
+IGNORE = -1  # a target that is not scored (padding of the last eval window)
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse, with one line, anything that is not a non-empty UTF-8 text file."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a text file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: file is empty")
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if b"\x00" in head:
+        raise UserError(f"{path}: looks like a binary file (contains NUL bytes), expected UTF-8 text")
+    try:
+        with open(path, encoding="utf-8") as f:
+            while f.read(1 << 22):
+                pass
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not valid UTF-8 (byte offset {e.start} of a chunk); convert it to UTF-8 first") from None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Corpus:
+    tokens: np.ndarray  # memory-mapped, the whole file
+    n_train: int  # tokens[:n_train] is train, the rest val
+
+
+def prepare(text_path: Path, run_dir: Path, tokenizer_spec: str, bpe_vocab_size: int, val_fraction: float):
+    """Tokenizer and token file in `run_dir`, reused when the same file and tokenizer were prepared before."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tok_path, bin_path, meta_path = run_dir / "tokenizer.json", run_dir / "tokens.bin", run_dir / "tokens.json"
+    source_sha = file_sha256(text_path)
+    if tok_path.exists() and meta_path.exists() and bin_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["source_sha256"] == source_sha and meta["tokenizer_spec"] == tokenizer_spec:
+            tok = tokenizers.load(tok_path)
+            return tok, _open(bin_path, meta, val_fraction)
+    tok = tokenizers.build_tokenizer(tokenizer_spec, text_path, bpe_vocab_size)
+    ids = tokenizers.encode_file(tok, text_path)
+    tmp = bin_path.with_suffix(".tmp")
+    ids.tofile(tmp)
+    tmp.replace(bin_path)
+    tok.save(str(tok_path))
+    meta = dict(source=str(text_path), source_sha256=source_sha, tokenizer_spec=tokenizer_spec,
+                vocab_size=tok.get_vocab_size(), n_tokens=int(ids.size), dtype=np.dtype(ids.dtype).name)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return tok, _open(bin_path, meta, val_fraction)
+
+
+def _open(bin_path: Path, meta: dict, val_fraction: float) -> Corpus:
+    tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
+    return Corpus(tokens, int(round(len(tokens) * (1 - val_fraction))))
+
+
+@dataclass
+class Streams:
+    """Aligned streams: `inputs[i]` (and `aux[i]`) predicts `targets[i]`."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    aux: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def lm_streams(tokens: np.ndarray) -> Streams:
+    """Language modelling: each token predicts the next one (views, no copy)."""
+    return Streams(inputs=tokens[:-1], targets=tokens[1:])
+
+
+def lm_splits(corpus: Corpus, block_size: int) -> tuple[Streams, Streams]:
+    train, val = corpus.tokens[: corpus.n_train], corpus.tokens[corpus.n_train:]
+    for name, part in (("train", train), ("val", val)):
+        if len(part) < block_size + 1:
+            raise UserError(f"corpus too short: the {name} split has {len(part)} tokens, "
+                            f"fewer than one block ({block_size} + 1); use a longer text or a smaller block_size")
+    return lm_streams(train), lm_streams(val)
+
+
+def random_starts(streams: Streams, block: int, seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Start positions of step `step`'s random windows.
+
+    They depend only on (seed, step), so a resumed run, or several processes each taking its own
+    rows, sees exactly the batches of one uninterrupted single-process run.
+    """
+    return np.random.default_rng([seed, step]).integers(0, len(streams) - block + 1, size=shape)
+
+
+def sequential_windows(streams: Streams, block: int, n_rows: int):
+    """Batches covering every position of the streams once (the last window is padded with IGNORE)."""
+    starts = np.arange(0, len(streams), block)
+    for i in range(0, len(starts), n_rows):
+        chunk = starts[i: i + n_rows]
+        batch = gather(streams, np.minimum(chunk, max(len(streams) - block, 0)), block)
+        # windows moved back to fit score only the positions not scored by the previous window
+        shift = chunk - np.minimum(chunk, max(len(streams) - block, 0))
+        cols = np.arange(block)[None, :]
+        batch["targets"] = np.where(cols >= shift[:, None], batch["targets"], IGNORE)
+        pad = n_rows - len(chunk)
+        if pad:
+            batch = {k: np.concatenate([v, np.full((pad, block), IGNORE if k == "targets" else 0, v.dtype)])
+                     for k, v in batch.items()}
+        yield batch
+
+
+def gather(streams: Streams, starts: np.ndarray, block: int) -> dict:
+    """Windows of `block` positions starting at `starts` (any shape); arrays of shape starts.shape + (block,)."""
+    idx = starts[..., None] + np.arange(block)
+    batch = {"inputs": streams.inputs[idx].astype(np.int32), "targets": streams.targets[idx].astype(np.int32)}
+    if streams.aux is not None:
+        batch["aux"] = streams.aux[idx].astype(np.int32)
+    return batch

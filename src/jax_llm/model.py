@@ -1,0 +1,116 @@
+"""A decoder-only Transformer in Flax NNX, GPT-2 style: learned positions, pre-LayerNorm, GELU MLP.
+
+Input and output vocabularies may differ (the input method reads 702 codes and predicts words), and
+an optional second input stream (`aux`, e.g. the previous confirmed word) is added to the embedding.
+Dropout takes an explicit key, so a training step is a pure function of (params, batch, key).
+Decoding uses a fixed-size KV cache: one call per new token, each attending over the cache.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jax_llm.config import ModelConfig
+
+
+def _dropout(x, rate: float, key):
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+def _linear(d_in, d_out, cfg: ModelConfig, rngs, std=0.02):
+    return nnx.Linear(d_in, d_out, use_bias=cfg.bias, kernel_init=nnx.initializers.normal(std), rngs=rngs)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.qkv = _linear(cfg.n_embd, 3 * cfg.n_embd, cfg, rngs)
+        self.proj = _linear(cfg.n_embd, cfg.n_embd, cfg, rngs, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    def __call__(self, x, key=None, cache=None, pos=0):
+        B, T, C = x.shape
+        H = self.n_head
+        q, k, v = jnp.split(self.qkv(x).reshape(B, T, 3 * H, C // H), 3, axis=2)  # each (B, T, H, hd)
+        q_pos = pos + jnp.arange(T)
+        if cache is None:
+            k_pos = q_pos
+        else:  # write this step's keys/values at positions pos.., attend over the whole cache
+            k = cache[0] = jax.lax.dynamic_update_slice(cache[0], k.astype(cache[0].dtype), (0, pos, 0, 0))
+            v = cache[1] = jax.lax.dynamic_update_slice(cache[1], v.astype(cache[1].dtype), (0, pos, 0, 0))
+            k_pos = jnp.arange(k.shape[1])
+        att = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / math.sqrt(C // H)
+        att = jnp.where(k_pos[None, :] <= q_pos[:, None], att, -jnp.inf)
+        att = _dropout(jax.nn.softmax(att, axis=-1).astype(x.dtype), self.dropout, key)
+        y = jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(B, T, C)
+        return self.proj(y)
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.fc = _linear(cfg.n_embd, 4 * cfg.n_embd, cfg, rngs)
+        self.proj = _linear(4 * cfg.n_embd, cfg.n_embd, cfg, rngs, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    def __call__(self, x):
+        return self.proj(jax.nn.gelu(self.fc(x), approximate=False))
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.dropout = cfg.dropout
+        self.ln1 = nnx.LayerNorm(cfg.n_embd, use_bias=cfg.bias, rngs=rngs)
+        self.attn = Attention(cfg, rngs)
+        self.ln2 = nnx.LayerNorm(cfg.n_embd, use_bias=cfg.bias, rngs=rngs)
+        self.mlp = MLP(cfg, rngs)
+
+    def __call__(self, x, key=None, cache=None, pos=0):
+        k1, k2, k3 = jax.random.split(key, 3) if key is not None else (None, None, None)
+        x = x + _dropout(self.attn(self.ln1(x), k1, cache, pos), self.dropout, k2)
+        return x + _dropout(self.mlp(self.ln2(x)), self.dropout, k3)
+
+
+class GPT(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.cfg = cfg
+        out_vocab = cfg.out_vocab_size or cfg.vocab_size
+        embed_init = nnx.initializers.normal(0.02)
+        self.wte = nnx.Embed(cfg.vocab_size, cfg.n_embd, embedding_init=embed_init, rngs=rngs)
+        self.wpe = nnx.Embed(cfg.block_size, cfg.n_embd, embedding_init=embed_init, rngs=rngs)
+        self.aux_embed = (nnx.Embed(cfg.aux_vocab_size, cfg.n_embd, embedding_init=embed_init, rngs=rngs)
+                          if cfg.aux_vocab_size else None)
+        self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layer)])
+        self.ln_f = nnx.LayerNorm(cfg.n_embd, use_bias=cfg.bias, rngs=rngs)
+        self.tied = cfg.tie_embeddings and out_vocab == cfg.vocab_size
+        self.head = None if self.tied else nnx.Linear(cfg.n_embd, out_vocab, use_bias=False,
+                                                      kernel_init=embed_init, rngs=rngs)
+
+    def __call__(self, inputs, aux=None, *, dropout_key=None, cache=None, pos=0):
+        """Logits (B, T, out_vocab) in float32. With `cache` (from `init_cache`), positions start at `pos`."""
+        T = inputs.shape[1]
+        x = self.wte(inputs) + self.wpe(pos + jnp.arange(T))[None]
+        if self.aux_embed is not None:
+            x = x + self.aux_embed(aux)
+        keys = jax.random.split(dropout_key, len(self.blocks) + 1) if dropout_key is not None else None
+        x = _dropout(x, self.cfg.dropout, None if keys is None else keys[-1])
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if keys is None else keys[i], None if cache is None else cache[i], pos)
+        x = self.ln_f(x)
+        logits = self.wte.attend(x) if self.tied else self.head(x)
+        return logits.astype(jnp.float32)
+
+
+def init_cache(cfg: ModelConfig, batch: int, dtype=jnp.float32) -> list[list[jax.Array]]:
+    shape = (batch, cfg.block_size, cfg.n_head, cfg.n_embd // cfg.n_head)
+    return [[jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)] for _ in range(cfg.n_layer)]
+
+
+def count_params(model: nnx.Module, non_embedding: bool = False) -> int:
+    params = nnx.state(model, nnx.Param)
+    total = sum(x.size for x in jax.tree.leaves(params))
+    if non_embedding:
+        total -= model.wpe.embedding.value.size
+    return total

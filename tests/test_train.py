@@ -1,0 +1,148 @@
+"""Training through the real CLI: loss goes down, resume replays the same losses, bad input is refused."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import cut_corpus, tiny_args
+from jax_llm.cli import main
+from jax_llm.metrics import read_metrics
+
+
+def losses(run_dir):
+    return {r["step"]: r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r}
+
+
+def run_cli(args, **kw):
+    return subprocess.run([sys.executable, "-m", "jax_llm", *args], capture_output=True, text=True, **kw)
+
+
+def start_cli(args):
+    return subprocess.Popen([sys.executable, "-m", "jax_llm", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(run_dir, step, proc, timeout=300):
+    deadline = time.time() + timeout
+    while not (run_dir / "checkpoints" / str(step)).is_dir():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, data_dir):
+    return cut_corpus(data_dir, tmp_path_factory.mktemp("corpus") / "shakespeare.txt")
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, corpus):
+    """One uninterrupted 40-step run, shared by the tests below."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    assert main(tiny_args(corpus, out, 40)) == 0
+    return out
+
+
+def test_run_directory_contents_and_loss_decreases(reference_run):
+    names = {p.name for p in reference_run.iterdir()}
+    assert {"config.json", "tokenizer.json", "tokens.bin", "metrics.jsonl", "loss.png", "checkpoints"} <= names
+    assert sorted(int(p.name) for p in (reference_run / "checkpoints").iterdir() if p.name.isdigit()) == [20, 30, 40]
+    cfg = json.loads((reference_run / "config.json").read_text())
+    assert cfg["model"]["n_embd"] == 32 and cfg["model"]["vocab_size"] > 30
+    curve = losses(reference_run)
+    assert sorted(curve) == list(range(1, 41))
+    assert sum(curve[s] for s in range(36, 41)) / 5 < sum(curve[s] for s in range(1, 6)) / 5 - 0.5
+    vals = [r["val_loss"] for r in read_metrics(reference_run / "metrics.jsonl") if "val_loss" in r]
+    assert len(vals) == 4 and vals[-1] < vals[0]
+
+
+def test_sigkill_then_resume_replays_the_same_losses(tmp_path, corpus, reference_run):
+    out = tmp_path / "run"
+    proc = start_cli(tiny_args(corpus, out, 40))
+    wait_for_checkpoint(out, 20, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run_cli(tiny_args(corpus, out, 40) + ["--resume"]).returncode == 0
+    resumed, reference = losses(out), losses(reference_run)
+    assert sorted(resumed) == sorted(reference)
+    for step in reference:
+        assert resumed[step] == pytest.approx(reference[step], rel=1e-5, abs=1e-6), step
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, corpus):
+    out = tmp_path / "run"
+    proc = start_cli(tiny_args(corpus, out, 100000, "ckpt_interval=10", "eval_interval=100000"))
+    wait_for_checkpoint(out, 10, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    steps = [int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit()]
+    assert max(steps) > 10 or steps == [10]
+    assert max(losses(out)) == max(steps)  # the checkpoint is the last step trained
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, corpus):
+    out = tmp_path / "run"
+    assert main(tiny_args(corpus, out, 10)) == 0
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    r = run_cli(tiny_args(corpus, out, 30, "learning_rate=1e30", "min_lr=0") + ["--resume"])
+    assert r.returncode != 0
+    assert "loss became" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
+
+
+def write(tmp_path, name, content):
+    p = tmp_path / name
+    p.write_bytes(content)
+    return p
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "no such file"), ("directory", "is a directory"), ("empty", "file is empty"),
+    ("binary", "binary"), ("latin1", "not valid UTF-8"), ("short", "fewer than one block"),
+    ("preset", "unknown preset"), ("key", "unknown config key"), ("heads", "divisible by n_head"),
+    ("block", "block_size must be >= 1"), ("lr", "learning_rate must be > 0"), ("badvalue", "is not a int"),
+])
+def test_bad_input_is_one_line_and_keeps_checkpoints(tmp_path, corpus, reference_run, capsys, case, expected):
+    text, extra = corpus, []
+    if case in ("missing", "directory", "empty", "binary", "latin1", "short"):
+        text = {"missing": tmp_path / "nope.txt", "directory": tmp_path,
+                "empty": write(tmp_path, "e.txt", b""), "binary": write(tmp_path, "b.bin", bytes(range(256)) * 4),
+                "latin1": write(tmp_path, "l.txt", "na\xefve caf\xe9\n".encode("latin-1") * 10),
+                "short": write(tmp_path, "s.txt", b"too short\n" * 3)}[case]
+    args = tiny_args(text, tmp_path / "new", 5)
+    args += {"preset": ["--preset", "huge"], "key": ["--set", "n_layers=3"], "heads": ["--set", "n_head=3"],
+             "block": ["--set", "block_size=0"], "lr": ["--set", "learning_rate=-1"],
+             "badvalue": ["--set", "n_layer=two"]}.get(case, [])
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err, err
+    # an existing run is never touched by a refused command
+    ckpts = sorted(p.name for p in (reference_run / "checkpoints").iterdir())
+    args = tiny_args(text, reference_run, 5) + args[len(tiny_args(text, tmp_path / "new", 5)):]
+    assert main(args) == 2
+    assert sorted(p.name for p in (reference_run / "checkpoints").iterdir()) == ckpts
+
+
+def test_fresh_run_over_existing_checkpoints_is_refused(reference_run, corpus, capsys):
+    assert main(tiny_args(corpus, reference_run, 5)) == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    r = run_cli(["train", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")])
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no such file" in r.stderr
+
+
+def test_generate_from_run_directory(reference_run):
+    r = run_cli(["generate", str(reference_run), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--seed", "1"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ROMEO:") and len(r.stdout.rstrip("\n")) >= len("ROMEO:") + 10
+    bad = run_cli(["generate", str(reference_run), "--top-p", "0"])
+    assert bad.returncode == 2 and "top-p" in bad.stderr

@@ -141,13 +141,14 @@ def run_pipe(predictor: Predictor, stdin, stdout) -> None:
 
 REVERSE, DIM, RESET = "\x1b[7m", "\x1b[2m", "\x1b[0m"
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)?", re.S)
-HELP = ("letters: two per word (one + space for a one-letter word) | space/Enter: accept | 1-9: pick | "
-        "Backspace: undo | Enter on nothing: new line | Ctrl-D: done | Ctrl-C: quit")
+BANNER = ("Type each word as its first two letters, a one-letter word as the letter and space.\r\n"
+          "Typing on accepts the shown word; Enter on nothing starts a new line.\r\n")
+HELP = "space/Enter accept | 1-9 pick | Backspace undo | Ctrl-D done | Ctrl-C quit"
 
 
 def _fit_left(text: str, width: int) -> str:
     """The end of `text`, at most `width` characters (what you type is at the end)."""
-    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+    return text if len(text) <= width else "..." + text[len(text) - width + 3:]
 
 
 def render(session: Session, width: int, message: str = "") -> tuple[str, str, int]:
@@ -158,7 +159,7 @@ def render(session: Session, width: int, message: str = "") -> tuple[str, str, i
     else:
         current = session.typed
     plain = _fit_left(done + (" " if done and current else "") + current, width - 3)
-    cut = len(plain) - len(current)
+    cut = max(0, len(plain) - len(current))
     styled = (REVERSE if session.complete else DIM) + current + RESET if current else ""
     line1 = "> " + plain[:cut] + styled
     if message:
@@ -188,7 +189,7 @@ def run_terminal(predictor: Predictor, fd: int, out) -> list[str]:
     saved = termios.tcgetattr(fd)
     tty.setraw(fd)
     try:
-        out.write(HELP + "\r\n")
+        out.write(BANNER)
         _draw(out, session)
         while True:
             data = os.read(fd, 256)

@@ -192,7 +192,8 @@ def listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except (OSError, OverflowError) as e:
+        sock.listen(2048)  # connections queue from now on, before uvicorn accepts: "serving" is then true
+    except OSError as e:
         sock.close()
         raise UserError(f"cannot listen on {host}:{port}: {e}") from None
     return sock
@@ -203,6 +204,8 @@ def serve_command(args) -> int:
 
     from jax_llm.ime.predictor import load_predictor
 
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0..65535, got {args.port}")
     predictor = load_predictor(args.model)  # once, before the socket opens
     app = create_app(predictor, model_name=str(args.model))
     sock = listen(args.host, args.port)
@@ -214,7 +217,11 @@ def serve_command(args) -> int:
           "Ctrl-C stops", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=3)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly, then re-raises Ctrl-C: stopping is normal
+        pass
+    print("jax-llm: server stopped", flush=True)
     return 0
 
 

@@ -4,6 +4,11 @@ Input and output vocabularies may differ (the input method reads 702 codes and p
 an optional second input stream (`aux`, e.g. the previous confirmed word) is added to the embedding.
 Dropout takes an explicit key, so a training step is a pure function of (params, batch, key).
 Decoding uses a fixed-size KV cache: one call per new token, each attending over the cache.
+
+Two details exist only for speed on XLA:CPU (see "Speed on CPU" in the README): linear layers have a
+hand-written backward pass (`dense`), and GELU is written with `erf` rather than `jax.nn.gelu`'s `erfc`.
+Both compute the same function and gradients as the textbook forms, to float rounding
+(tests/test_model_speedups.py checks it).
 """
 
 import math
@@ -22,8 +27,52 @@ def _dropout(x, rate: float, key):
     return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
 
 
+@jax.custom_vjp
+def dense(x, kernel):
+    """`x @ kernel` (x: (..., d_in), kernel: (d_in, d_out)) with a hand-written backward pass.
+
+    Why: with plain autodiff, XLA:CPU fuses whatever produces the incoming gradient (the GELU
+    derivative, the LayerNorm backward, the residual sums) into the transposed copy it makes for the
+    weight-gradient matmul, so that elementwise work is recomputed there, unvectorised: on the `baby`
+    preset that copy alone cost about 10 ms per layer. `optimization_barrier` makes the gradient a
+    materialised value that both matmuls (dx and dW) read once. The maths is the textbook
+    dx = g @ W.T, dW = x.T @ g.
+    """
+    return x @ kernel
+
+
+def _dense_fwd(x, kernel):
+    return x @ kernel, (x, kernel)
+
+
+def _dense_bwd(res, g):
+    x, kernel = res
+    g = jax.lax.optimization_barrier(g)
+    g2, x2 = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+    return (g2 @ kernel.T).reshape(x.shape), x2.T @ g2
+
+
+dense.defvjp(_dense_fwd, _dense_bwd)
+
+
+def gelu(x):
+    """Exact (erf) GELU, as nanoGPT's nn.GELU(). `jax.nn.gelu(approximate=False)` computes the same
+    through `erfc`, whose two-branch polynomial XLA:CPU evaluates about 2x slower than `erf`'s."""
+    return 0.5 * x * (1 + jax.lax.erf(x * (1 / math.sqrt(2))))
+
+
+class Linear(nnx.Linear):
+    """nnx.Linear (same parameters, same initialisation) whose matmul is `dense`."""
+
+    def __call__(self, x):
+        kernel = self.kernel[...]
+        dtype = jnp.result_type(x, kernel)
+        y = dense(x.astype(dtype), kernel.astype(dtype))
+        return y if self.bias is None else y + self.bias[...].astype(dtype)
+
+
 def _linear(d_in, d_out, cfg: ModelConfig, rngs, std=0.02):
-    return nnx.Linear(d_in, d_out, use_bias=cfg.bias, kernel_init=nnx.initializers.normal(std), rngs=rngs)
+    return Linear(d_in, d_out, use_bias=cfg.bias, kernel_init=nnx.initializers.normal(std), rngs=rngs)
 
 
 class Attention(nnx.Module):
@@ -56,7 +105,7 @@ class MLP(nnx.Module):
         self.proj = _linear(4 * cfg.n_embd, cfg.n_embd, cfg, rngs, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     def __call__(self, x):
-        return self.proj(jax.nn.gelu(self.fc(x), approximate=False))
+        return self.proj(gelu(self.fc(x)))
 
 
 class Block(nnx.Module):

@@ -141,6 +141,13 @@ PRESETS: dict[str, dict] = {
     "gpt-80m": dict(tokenizer="bpe", bpe_vocab_size=32000, n_layer=12, n_head=10, n_embd=640, block_size=1024,
                     batch_size=32, learning_rate=6e-4, min_lr=6e-5, beta2=0.95, warmup_steps=500,
                     max_steps=5000, dropout=0.0, precision="bf16", eval_interval=500, ckpt_interval=1000),
+    # The input-method Transformer (`jax-llm ime train`): codes in, words out; small enough for a CPU.
+    "ime-small": dict(n_layer=2, n_head=4, n_embd=128, block_size=32, batch_size=32, dropout=0.1,
+                      learning_rate=2e-3, min_lr=2e-4, warmup_steps=100, max_steps=2000, eval_interval=250,
+                      weight_decay=0.1, sample_tokens=0),
+    "ime-base": dict(n_layer=4, n_head=4, n_embd=256, block_size=64, batch_size=32, dropout=0.1,
+                     learning_rate=1e-3, min_lr=1e-4, warmup_steps=200, max_steps=4000, eval_interval=500,
+                     weight_decay=0.1, sample_tokens=0),
     # GPT-2 small.
     "gpt2-124m": dict(tokenizer="bpe", bpe_vocab_size=50257, n_layer=12, n_head=12, n_embd=768, block_size=1024,
                       batch_size=12, grad_accum=5, learning_rate=6e-4, min_lr=6e-5, beta2=0.95, warmup_steps=2000,

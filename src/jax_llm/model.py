@@ -161,5 +161,5 @@ def count_params(model: nnx.Module, non_embedding: bool = False) -> int:
     params = nnx.state(model, nnx.Param)
     total = sum(x.size for x in jax.tree.leaves(params))
     if non_embedding:
-        total -= model.wpe.embedding.value.size
+        total -= model.wpe.embedding[...].size
     return total

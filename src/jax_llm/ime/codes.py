@@ -11,7 +11,7 @@ from jax_llm.errors import UserError
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 CODES: tuple[str, ...] = tuple(a + " " for a in LETTERS) + tuple(a + b for a in LETTERS for b in LETTERS)
 NUM_CODES = len(CODES)  # 702
-_CODE_ID = {c: i for i, c in enumerate(CODES)}
+CODE_IDS = {c: i for i, c in enumerate(CODES)}
 _NOT_AZ = re.compile(r"[^a-z]+")
 
 
@@ -28,7 +28,7 @@ def word_code(word: str) -> str:
 def code_id(code: str) -> int:
     """Dense id in 0..701 (one-letter codes first)."""
     try:
-        return _CODE_ID[code]
+        return CODE_IDS[code]
     except KeyError:
         raise UserError(f"not a code: {code!r} (a code is two letters a-z, or one letter and a space)") from None
 

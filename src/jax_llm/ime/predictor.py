@@ -76,6 +76,10 @@ def load_predictor(path_or_name: str | Path) -> Predictor:
     from jax_llm.ime import ngram
 
     p = Path(path_or_name)
+    if p.is_dir() and '"transformer"' in _read(p / "model.json"):
+        from jax_llm.ime.neural import TransformerPredictor
+
+        return TransformerPredictor(p)
     if p.is_dir():
         return ngram.load(p)
     if str(path_or_name) in ngram.MODEL_KINDS:
@@ -84,3 +88,7 @@ def load_predictor(path_or_name: str | Path) -> Predictor:
         raise UserError(f"not a model directory: {p}")
     raise UserError(f"model not found: {path_or_name} (give a directory from `jax-llm ime train-ngram` "
                     f"or one of: {', '.join(ngram.MODEL_KINDS)})")
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""

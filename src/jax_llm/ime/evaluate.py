@@ -1,0 +1,136 @@
+"""The FTCIM harness: one protocol for every model, so backoff, kn and the Transformer compare.
+
+Protocol (the published study's): the corpus as `words.Corpus` (first 90% of the word stream is train,
+the last 10% test); accuracy is the share of positions whose top-1 word is the true word. Online: the
+prediction at position i may use codes[:i+1] and the confirmed words[:i] (the user accepted or corrected
+each earlier word), never a later code. Test positions see the train words before them as context.
+Train accuracy is measured on the train split itself, as the study did. A test word the model cannot
+produce (out of its vocabulary) is simply an error; the OOV rate is reported beside.
+
+A model is scored one of two ways:
+
+* per position, through `Predictor.candidates(code, context, k)`, with `context` a no-copy view of the
+  true words before the position (`ContextView`);
+* in batch, when the model offers the hook
+  `rank_split(codes: list[str], words: list[str], k: int, start: int = 0) -> list[list[str]]`:
+  one call per split returning, for each position i in start..len(codes)-1, its top-k words (best
+  first; fewer, or none, allowed). The hook must keep the online rule above: position i may read
+  codes[:i+1] and words[:i] only. The n-gram models use it to score positions grouped by code; a
+  Transformer computes all positions of a split in one causal pass.
+"""
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jax_llm.ime.codes import word_code
+from jax_llm.ime.predictor import Predictor
+from jax_llm.ime.words import Corpus
+
+
+class ContextView(Sequence):
+    """words[:end] without copying (the harness's context for position `end`)."""
+
+    def __init__(self, words: Sequence[str], end: int):
+        self.words, self.end = words, end
+
+    def __len__(self) -> int:
+        return self.end
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.words[j] for j in range(self.end)[i]]
+        if i < 0:
+            i += self.end
+        if not 0 <= i < self.end:
+            raise IndexError(i)
+        return self.words[i]
+
+
+def rank(predictor: Predictor, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
+    """Top-k words at positions start..len(codes)-1 (the batch hook when the model has one)."""
+    if hasattr(predictor, "rank_split"):
+        return predictor.rank_split(codes, words, k, start)
+    return [[w for w, _ in predictor.candidates(codes[i], ContextView(words, i), k)] for i in range(start, len(codes))]
+
+
+def hit_rates(ranked: list[list[str]], truth: Sequence[str], ks=(1, 3, 5)) -> dict[int, float]:
+    """Share of positions whose true word is within the top k, for each k."""
+    if not truth:
+        return {k: 0.0 for k in ks}
+    return {k: sum(t in r[:k] for r, t in zip(ranked, truth)) / len(truth) for k in ks}
+
+
+def keystroke_us(predictor: Predictor, codes: Sequence[str], words: Sequence[str], start: int,
+                 sessions: int = 30, length: int = 20, k: int = 5) -> float:
+    """Median microseconds of one `candidates` call (one keystroke) in simulated typing sessions: at
+    `sessions` test positions spread evenly, `length` consecutive words are typed, each call's context
+    one confirmed word longer than the last (the first call of a session, which may build state, is
+    timed too)."""
+    times = []
+    for s0 in np.linspace(start, max(start, len(codes) - length), num=sessions, dtype=int).tolist():
+        context = list(words[max(0, s0 - 5000) : s0])
+        for i in range(s0, min(s0 + length, len(codes))):
+            t = time.perf_counter()
+            predictor.candidates(codes[i], context, k)
+            times.append(time.perf_counter() - t)
+            context.append(words[i])
+    return float(np.median(times) * 1e6)
+
+
+@dataclass
+class Row:
+    """One line of the study's table, plus what the issue adds."""
+
+    model: str
+    order: str
+    train_acc: float | None
+    test_acc: float
+    top3: float
+    top5: float
+    oov_rate: float
+    us_per_prediction: float
+    n_train: int
+    n_test: int
+
+
+def evaluate(predictor: Predictor, corpus: Corpus, model: str, order: str, in_vocab=None,
+             train_acc: bool = True) -> Row:
+    """Score `predictor` (trained on corpus.train) on train (top-1) and test (top-1/3/5).
+    `in_vocab(word) -> bool` gives the OOV rate; the model's `vocab` is used when it has one."""
+    codes = [word_code(w) for w in corpus.words]
+    words, nt = corpus.words, corpus.n_train
+    acc_train = None
+    if train_acc:
+        acc_train = hit_rates(rank(predictor, codes[:nt], words[:nt], 1), words[:nt], (1,))[1]
+    test = corpus.test
+    h = hit_rates(rank(predictor, codes, words, 5, start=nt), test)
+    if in_vocab is None and hasattr(predictor, "vocab"):
+        in_vocab = predictor.vocab.index.__contains__
+    oov = sum(not in_vocab(w) for w in test) / len(test) if in_vocab else float("nan")
+    return Row(model, order, acc_train, h[1], h[3], h[5], oov, keystroke_us(predictor, codes, words, nt),
+               nt, len(test))
+
+
+def table(rows: list[Row], title: str) -> str:
+    """The rows as a markdown table (also what `eval` prints)."""
+    head = ["model", "order", "train acc", "test acc", "top-3", "top-5", "OOV rate", "µs/prediction"]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * 6]
+    for r in rows:
+        train = "—" if r.train_acc is None else f"{r.train_acc:.3f}"
+        lines.append(f"| {r.model} | {r.order} | {train} | {r.test_acc:.3f} | {r.top3:.3f} | {r.top5:.3f} | "
+                     f"{r.oov_rate:.3f} | {r.us_per_prediction:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(rows: list[Row], meta: dict, json_path: Path | None, md_path: Path | None, title: str) -> None:
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({**meta, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
+    if md_path:
+        md_path.parent.mkdir(parents=True, exist_ok=True)
+        md_path.write_text(table(rows, title))

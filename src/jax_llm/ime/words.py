@@ -1,0 +1,90 @@
+"""The word side: a corpus as a word stream, the study's 90/10 split by position, and the vocabulary.
+
+The vocabulary is the output side of every model. By default it is built from the train split only,
+so test words never seen in training are out-of-vocabulary (OOV) and count as errors, as they would for
+a real user. The published study built it from the whole file; `whole_file=True` reproduces that.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jax_llm.errors import UserError
+from jax_llm.ime import datasets
+from jax_llm.ime.codes import NUM_CODES, code_id, normalize, word_code
+
+MIN_WORDS = 20  # fewer cannot be split into train and test usefully
+TRAIN_FRACTION = 0.9
+UNK = "<unk>"
+
+
+@dataclass
+class Corpus:
+    """A word stream split by position: the first 90% is train, the rest test (no shuffling)."""
+
+    name: str
+    words: list[str]
+
+    @property
+    def n_train(self) -> int:
+        return int(len(self.words) * TRAIN_FRACTION)
+
+    @property
+    def train(self) -> list[str]:
+        return self.words[: self.n_train]
+
+    @property
+    def test(self) -> list[str]:
+        return self.words[self.n_train :]
+
+
+def load_corpus(name_or_path: str, data_dir=None) -> Corpus:
+    path = datasets.resolve(name_or_path, data_dir)
+    words = normalize(datasets.read_text(path))
+    if len(words) < MIN_WORDS:
+        raise UserError(f"{path} has {len(words)} words (letters a-z); need at least {MIN_WORDS}")
+    return Corpus(name_or_path, words)
+
+
+def dev_split(train: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A dev slice carved from the end of train (same 90/10 rule) for tuning; test stays untouched."""
+    cut = int(len(train) * TRAIN_FRACTION)
+    return list(train[:cut]), list(train[cut:])
+
+
+class Vocab:
+    """Word <-> id (id 0 is UNK), each word's code id, and each code's words, most frequent first."""
+
+    def __init__(self, words: Sequence[str], counts: Sequence[int]):
+        self.words = [UNK, *words]
+        self.counts = np.array([0, *counts], dtype=np.int64)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.code_of = np.array([-1] + [code_id(word_code(w)) for w in words], dtype=np.int32)
+        order = np.argsort(self.code_of[1:], kind="stable") + 1  # words arrive most frequent first
+        starts = np.searchsorted(self.code_of[order], np.arange(NUM_CODES + 1))
+        self.by_code = [order[starts[c] : starts[c + 1]] for c in range(NUM_CODES)]
+
+    @classmethod
+    def build(cls, words: Iterable[str]) -> "Vocab":
+        counts = Counter(words)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return cls([w for w, _ in ranked], [c for _, c in ranked])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, words: Iterable[str]) -> np.ndarray:
+        get = self.index.get
+        return np.fromiter((get(w, 0) for w in words), dtype=np.int32)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"words": self.words[1:], "counts": self.counts[1:].tolist()}))
+
+    @classmethod
+    def load(cls, path: Path) -> "Vocab":
+        d = json.loads(path.read_text())
+        return cls(d["words"], d["counts"])

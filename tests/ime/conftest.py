@@ -1,0 +1,100 @@
+"""Fixtures for the input method as people use it: a real n-gram model trained by the CLI on a small corpus
+that contains "first two character input method", and a real `jax-llm ime serve` process on a free port."""
+
+import hashlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+PHRASE = "first two character input method"
+JAX_LLM = [sys.executable, "-m", "jax_llm"]
+
+
+def model_digest(model_dir: Path) -> str:
+    """Hash of every file in the model directory (names and bytes)."""
+    h = hashlib.sha256()
+    for p in sorted(model_dir.rglob("*")):
+        if p.is_file():
+            h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def ime_ui_model(tmp_path_factory, data_dir) -> Path:
+    """A `kn` model trained with `jax-llm ime train-ngram` on 100 KB of Shakespeare, with a sentence holding
+    the phrase spliced in every 4 KB of the train part (the last 10% of the words is the test split)."""
+    root = tmp_path_factory.mktemp("ime_ui")
+    text = (data_dir / "tinyshakespeare.txt").read_text(encoding="utf-8")[:100_000]
+    sentence = f"\nThe {PHRASE} types each word as its first two letters; a {PHRASE} is quick.\n"
+    chunks = [text[i:i + 4000] + sentence for i in range(0, 80_000, 4000)]
+    corpus = root / "corpus.txt"
+    corpus.write_text("".join(chunks) + text[80_000:], encoding="utf-8")
+    out = root / "model"
+    subprocess.run([*JAX_LLM, "ime", "train-ngram", "--dataset", str(corpus), "--model", "kn", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ime_predictor(ime_ui_model):
+    """The same model loaded in this process: what the terminal and the page must show."""
+    from jax_llm.ime.predictor import load_predictor
+
+    return load_predictor(ime_ui_model)
+
+
+class Server:
+    """A `jax-llm ime serve` subprocess; `url` is read from the line it prints once listening."""
+
+    def __init__(self, model: Path, log: Path, *extra: str):
+        self.log = log
+        self.proc = subprocess.Popen([*JAX_LLM, "ime", "serve", "--model", str(model), "--port", "0", *extra],
+                                     stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
+        first = []
+        reader = threading.Thread(target=lambda: first.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(120)
+        m = re.search(r"http://[^/\s]+:(\d+)/", first[0] if first else "")
+        if not m:
+            self.stop()
+            raise AssertionError(f"server did not start: {first} {log.read_text()}")
+        self.url, self.port = m.group(0).rstrip("/"), int(m.group(1))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def ime_server(ime_ui_model, tmp_path_factory):
+    """One server for the whole session (the model is loaded once; every test may use it)."""
+    digest = model_digest(ime_ui_model)
+    server = Server(ime_ui_model, tmp_path_factory.mktemp("ime_server") / "stderr.log")
+    server.model_unchanged = lambda: model_digest(ime_ui_model) == digest
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_ime_server(ime_ui_model, tmp_path):
+    """Starts further servers (`start_ime_server(*extra_args)`), stopped after the test."""
+    started = []
+
+    def start(*extra: str) -> Server:
+        started.append(Server(ime_ui_model, tmp_path / f"stderr{len(started)}.log", *extra))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

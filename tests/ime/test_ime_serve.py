@@ -1,0 +1,211 @@
+"""`jax-llm ime serve` over real HTTP: a started server process, the JSON API, every bad request, 50 clients."""
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from jax_llm.cli import build_parser
+
+PHRASE = "first two character input method"  # spliced into the test model's corpus (conftest.py)
+JAX_LLM = [sys.executable, "-m", "jax_llm"]
+
+
+def request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+            conn: http.client.HTTPConnection | None = None):
+    """(status, parsed JSON or text, headers) for one request; a fresh connection unless one is given."""
+    c = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        raw = r.read()
+        ctype = r.getheader("content-type", "")
+        return r.status, json.loads(raw) if ctype.startswith("application/json") else raw.decode(), r
+    finally:
+        if conn is None:
+            c.close()
+
+
+def post(server, path: str, obj, conn=None):
+    return request(server, "POST", path, json.dumps(obj).encode(), {"Content-Type": "application/json"}, conn)
+
+
+def expected_predict(predictor, code, context, k):
+    return [w for w, _ in predictor.candidates(code, context, k)]
+
+
+def test_predict_answers_what_the_model_ranks(ime_server, ime_predictor):
+    for code, context, k in [("fi", [], 5), ("tw", ["first"], 9), ("ch", ["first", "two"], 3),
+                             ("th", ["i", "know"], 9), ("i ", ["and"], 2), ("me", PHRASE.split()[:4], 9)]:
+        status, data, _ = post(ime_server, "/api/predict", {"code": code, "context": context, "k": k})
+        assert status == 200, data
+        assert data["code"] == code
+        want = ime_predictor.candidates(code, context, k)
+        assert [c["word"] for c in data["candidates"]] == [w for w, _ in want]
+        assert [c["score"] for c in data["candidates"]] == pytest.approx([s for _, s in want])
+        assert all(c["word"][:2] == code.strip() for c in data["candidates"])
+    # a one-letter code may be sent as the letter alone; k and context are optional
+    status, data, _ = post(ime_server, "/api/predict", {"code": "i"})
+    assert status == 200 and data["code"] == "i " and len(data["candidates"]) >= 1
+    assert data["candidates"][0]["word"] == ime_predictor.candidates("i ", [], 9)[0][0]
+
+
+def test_convert_gives_the_phrase(ime_server):
+    for codes in ["fitwchinme", "fi tw ch in me"]:
+        status, data, _ = post(ime_server, "/api/convert", {"codes": codes})
+        assert status == 200, data
+        assert data["text"] == PHRASE and data["words"] == PHRASE.split()
+        assert [s["code"] for s in data["steps"]] == ["fi", "tw", "ch", "in", "me"]
+    status, data, _ = post(ime_server, "/api/convert", {"codes": "fitwchinme", "k": 4})
+    assert status == 200 and all(1 <= len(s["candidates"]) <= 4 for s in data["steps"])
+    status, data, _ = post(ime_server, "/api/convert", {"codes": "qxfi"})  # no word has code qx
+    assert status == 200 and data["words"][0] == "[qx?]" and not data["steps"][0]["known"]
+
+
+def test_page_and_info_are_served(ime_server):
+    status, html, r = request(ime_server, "GET", "/")
+    assert status == 200 and r.getheader("content-type").startswith("text/html")
+    assert '<div id="editor"' in html and "/ime.js" in html
+    status, js, r = request(ime_server, "GET", "/ime.js")
+    assert status == 200 and "javascript" in r.getheader("content-type") and "/api/predict" in js
+    status, css, _ = request(ime_server, "GET", "/ime.css")
+    assert status == 200 and "#candidates" in css
+    status, info, _ = request(ime_server, "GET", "/api/info")
+    assert status == 200 and info["limits"]["body_bytes"] == 65536
+
+
+BIG = b'{"code": "fi", "context": [' + b'"the",' * 11000 + b'"the"]}'  # about 66 KB
+BAD = [
+    # (what, method, path, body, headers, status)
+    ("malformed JSON", "POST", "/api/predict", b'{"code": "fi"', {}, 400),
+    ("empty body", "POST", "/api/predict", b"", {}, 400),
+    ("not UTF-8", "POST", "/api/predict", b'{"code": "\xff\xfe"}', {}, 400),
+    ("a list, not an object", "POST", "/api/predict", b'["fi"]', {}, 400),
+    ("deeply nested", "POST", "/api/predict", b"[" * 50_000, {}, 400),
+    ("body over 64 KB", "POST", "/api/predict", BIG, {}, 413),
+    ("chunked body over 64 KB", "POST", "/api/convert", None, {}, 413),
+    ("code missing", "POST", "/api/predict", b'{"context": []}', {}, 422),
+    ("code a number", "POST", "/api/predict", b'{"code": 12}', {}, 422),
+    ("code with a digit", "POST", "/api/predict", b'{"code": "f1"}', {}, 422),
+    ("code uppercase", "POST", "/api/predict", b'{"code": "FI"}', {}, 422),
+    ("code not ASCII", "POST", "/api/predict", '{"code": "fé"}'.encode(), {}, 422),
+    ("code punctuation", "POST", "/api/predict", b'{"code": "f-"}', {}, 422),
+    ("code empty", "POST", "/api/predict", b'{"code": ""}', {}, 422),
+    ("code too long", "POST", "/api/predict", b'{"code": "fir"}', {}, 422),
+    ("context a string", "POST", "/api/predict", b'{"code": "fi", "context": "the"}', {}, 422),
+    ("context holds a number", "POST", "/api/predict", b'{"code": "fi", "context": ["the", 3]}', {}, 422),
+    ("context word not letters", "POST", "/api/predict", b'{"code": "fi", "context": ["the!"]}', {}, 422),
+    ("context word too long", "POST", "/api/predict", b'{"code": "fi", "context": ["' + b"a" * 65 + b'"]}', {}, 422),
+    ("context too many words", "POST", "/api/predict", b'{"code": "fi", "context": [' + b'"a",' * 1000 + b'"a"]}',
+     {}, 422),
+    ("k a string", "POST", "/api/predict", b'{"code": "fi", "k": "9"}', {}, 422),
+    ("k a boolean", "POST", "/api/predict", b'{"code": "fi", "k": true}', {}, 422),
+    ("k a float", "POST", "/api/predict", b'{"code": "fi", "k": 2.5}', {}, 422),
+    ("k zero", "POST", "/api/predict", b'{"code": "fi", "k": 0}', {}, 422),
+    ("k huge", "POST", "/api/predict", b'{"code": "fi", "k": 100000000000000000000}', {}, 422),
+    ("k NaN", "POST", "/api/predict", b'{"code": "fi", "k": NaN}', {}, 422),
+    ("codes missing", "POST", "/api/convert", b"{}", {}, 422),
+    ("codes a list", "POST", "/api/convert", b'{"codes": ["fi"]}', {}, 422),
+    ("codes with a digit", "POST", "/api/convert", b'{"codes": "fitw3"}', {}, 422),
+    ("codes uppercase", "POST", "/api/convert", b'{"codes": "FiTw"}', {}, 422),
+    ("codes empty", "POST", "/api/convert", b'{"codes": "  "}', {}, 422),
+    ("codes too long", "POST", "/api/convert", b'{"codes": "' + b"fi" * 2001 + b'"}', {}, 422),
+    ("unknown path", "POST", "/api/nothing", b"{}", {}, 404),
+    ("GET on the API", "GET", "/api/predict", None, {}, 405),
+]
+
+
+@pytest.mark.parametrize("what,method,path,body,headers,status", BAD, ids=[b[0] for b in BAD])
+def test_bad_request_gets_4xx_and_a_json_error(ime_server, what, method, path, body, headers, status):
+    if what.startswith("chunked"):
+        # an iterable body: http.client sends it chunked, without Content-Length
+        body = iter([b'{"codes": "' + b"fi" * 20_000, b"fi" * 20_000 + b'"}'])
+    got, data, _ = request(ime_server, method, path, body, headers)
+    assert got == status, (what, data)
+    assert isinstance(data, dict) and isinstance(data["error"], str) and data["error"], data
+    assert "\n" not in data["error"]
+    # and the server still answers
+    ok, data, _ = post(ime_server, "/api/predict", {"code": "fi"})
+    assert ok == 200 and data["candidates"]
+
+
+def test_fifty_concurrent_clients_get_correct_answers(ime_server, ime_predictor):
+    words = PHRASE.split() + "the king is dead and i know not what to say".split()
+    cases = []  # (path, body, expected)
+    for i in range(len(words)):
+        code, context = words[i][:2] if len(words[i]) > 1 else words[i] + " ", words[max(0, i - 3):i]
+        cases.append(("/api/predict", {"code": code, "context": context, "k": 5},
+                      expected_predict(ime_predictor, code, context, 5)))
+    cases.append(("/api/convert", {"codes": "fitwchinme"}, PHRASE))
+    clients, per_client = 50, 20
+    results: list[list[bool]] = [[] for _ in range(clients)]
+    failures: list[str] = []
+    start = threading.Barrier(clients)
+
+    def client(n: int):
+        conn = http.client.HTTPConnection("127.0.0.1", ime_server.port, timeout=60)  # one keep-alive each
+        try:
+            start.wait(60)
+            for j in range(per_client):
+                path, body, want = cases[(n + j) % len(cases)]
+                status, data, _ = post(ime_server, path, body, conn)
+                got = data["text"] if path == "/api/convert" else [c["word"] for c in data["candidates"]]
+                results[n].append(status == 200 and got == want)
+        except Exception as e:  # noqa: BLE001 - recorded, then asserted below
+            failures.append(f"client {n}: {e!r}")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not failures, failures[:5]
+    assert [len(r) for r in results] == [per_client] * clients
+    assert all(all(r) for r in results)
+    assert ime_server.proc.poll() is None  # still up, still right
+    status, data, _ = post(ime_server, "/api/convert", {"codes": "fitwchinme"})
+    assert status == 200 and data["text"] == PHRASE
+    assert ime_server.model_unchanged()  # the model was only read
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket in LISTEN state on `port`, read from /proc/net/tcp."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        ip_hex, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            found.add(".".join(str(int(ip_hex[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_binds_loopback_by_default_and_stops_on_ctrl_c(ime_server, start_ime_server):
+    assert build_parser().parse_args(["ime", "serve"]).host == "127.0.0.1"
+    assert ime_server.url.startswith("http://127.0.0.1:")
+    assert _listening_addresses(ime_server.port) == {"127.0.0.1"}
+    second = start_ime_server()
+    status, _, _ = request(second, "GET", "/api/info")
+    assert status == 200
+    assert second.stop() == 0  # SIGINT: a clean exit
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "/nonexistent/model"], "model not found"),
+    (["--port", "70000"], "--port must be 0..65535"),
+])
+def test_serve_cli_errors_are_one_line(args, message):
+    r = subprocess.run([*JAX_LLM, "ime", "serve", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert message in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_port_in_use_is_a_clear_error(ime_server, ime_ui_model):
+    r = subprocess.run([*JAX_LLM, "ime", "serve", "--model", str(ime_ui_model), "--port", str(ime_server.port)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "cannot listen" in r.stderr and r.stderr.count("\n") == 1

@@ -5,6 +5,7 @@ from playwright.sync_api import expect, sync_playwright
 
 PHRASE = "first two character input method"  # spliced into the test model's corpus (conftest.py)
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never a downloaded browser
+expect.set_options(timeout=30_000)  # a bound for a loaded 2-core CI machine, not a timing assertion
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -21,6 +22,7 @@ def browser():
 def page(browser, ime_server):
     context = browser.new_context(viewport={"width": 900, "height": 600})
     pg = context.new_page()
+    pg.set_default_timeout(30_000)
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     # the page's own errors; a 4xx the page asked for (a bad code string) is logged too, and is not one

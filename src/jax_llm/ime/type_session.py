@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import sys
+
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import LETTERS
 from jax_llm.ime.predictor import Predictor, placeholder
@@ -154,10 +155,7 @@ def _fit_left(text: str, width: int) -> str:
 def render(session: Session, width: int, message: str = "") -> tuple[str, str, int]:
     """The two screen lines (sentence, candidates) with escape codes, and the cursor column on line 1."""
     done = " ".join(session.line())
-    if session.complete:
-        current = session.prediction
-    else:
-        current = session.typed
+    current = session.prediction if session.complete else session.typed
     plain = _fit_left(done + (" " if done and current else "") + current, width - 3)
     cut = max(0, len(plain) - len(current))
     styled = (REVERSE if session.complete else DIM) + current + RESET if current else ""

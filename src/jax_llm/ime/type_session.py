@@ -58,7 +58,7 @@ class Session:
         """Confirmed words, oldest first; an unknown word stands as its code letters (as `convert` does)."""
         start = max(0, len(self.words) - CONTEXT_WORDS)
         return [c.strip() if w == placeholder(c) else w
-                for w, c in zip(self.words[start:], self.codes[start:])]
+                for w, c in zip(self.words[start:], self.codes[start:], strict=True)]
 
     def line(self) -> list[str]:
         return self.words[self.line_start:]

@@ -12,8 +12,10 @@ from jax_llm.errors import UserError
 
 def cmd_train(args) -> int:
     from jax_llm.config import RunConfig, apply_overrides, make_config
+    from jax_llm.parallel import start_distributed
     from jax_llm.pretrain import pretrain
 
+    start_distributed(args.coordinator, args.num_processes, args.process_id, args.init_timeout, args.heartbeat_timeout)
     flags = [f"{k}={v}" for k, v in (("tokenizer", args.tokenizer), ("bpe_vocab_size", args.vocab_size),
                                       ("max_steps", args.max_steps)) if v is not None]
     if args.resume:
@@ -70,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any config key, e.g. --set n_layer=6 (see `jax-llm presets`)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("several processes (hosts); from the environment or SLURM when not given")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (env JAX_COORDINATOR_ADDRESS)")
+    g.add_argument("--num-processes", type=int, metavar="N", help="env JAX_NUM_PROCESSES")
+    g.add_argument("--process-id", type=int, metavar="I", help="0..N-1 (env JAX_PROCESS_ID)")
+    g.add_argument("--init-timeout", type=int, default=300, metavar="S",
+                   help="seconds to wait for every process to join (default 300)")
+    g.add_argument("--heartbeat-timeout", type=int, default=100, metavar="S",
+                   help="seconds of silence after which a process counts as dead and all stop (default 100)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="sample text from a run directory")

@@ -24,10 +24,14 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
     data.check_text_file(text_path)
     cfg.validate()
     d = cfg.data
+    main = parallel.is_main_process()
+    if not main:  # process 0 prepares the run directory first; the others then reuse its files
+        parallel.sync("prepare")
     tok, corpus = data.prepare(text_path, run_dir, d.tokenizer, d.bpe_vocab_size, d.val_fraction)
+    if main:
+        parallel.sync("prepare")
     cfg.model.vocab_size = tok.get_vocab_size()
     train, val = data.lm_splits(corpus, cfg.model.block_size)
-    main = parallel.is_main_process()
     if main:
         cfg.save(run_dir / "config.json")
         n_params = count_params(nnx.eval_shape(lambda: GPT(cfg.model, nnx.Rngs(0))))
@@ -36,10 +40,11 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
     summary = fit(run_dir, cfg, train, val, resume, quiet=quiet)
     engine = summary.pop("engine")
     summary["final_val_loss"] = full_val_loss(engine, val)
+    params = parallel.to_host(engine.state["params"]) if cfg.train.sample_tokens else None  # all processes
     if main:
         print(f"val loss over the whole val split: {summary['final_val_loss']:.4f}")
         if cfg.train.sample_tokens:
-            model = nnx.merge(engine.graphdef, jax.device_get(engine.state["params"]))
+            model = nnx.merge(engine.graphdef, params)
             prompt = tok.encode("\n").ids or [0]
             ids = generate(model, prompt, cfg.train.sample_tokens, temperature=0.8, top_k=200, seed=cfg.train.seed)
             summary["sample"] = tok.decode(ids[len(prompt):])
@@ -60,5 +65,5 @@ def load_run(run_dir: Path):
     engine = build_engine(cfg)
     state = ckpts.restore(step, engine.state)
     ckpts.close()
-    model = nnx.merge(engine.graphdef, jax.device_get(state["params"]))
+    model = nnx.merge(engine.graphdef, parallel.to_host(state["params"]))
     return cfg, tokenizer.load(run_dir / "tokenizer.json"), model, step

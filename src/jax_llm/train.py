@@ -35,7 +35,8 @@ def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
     """AdamW with linear warmup and cosine decay to min_lr; weight decay on matrices only (as nanoGPT)."""
     adamw = optax.adamw(make_lr(t), b1=t.beta1, b2=t.beta2, weight_decay=t.weight_decay,
                         mask=lambda params: jax.tree.map(lambda p: p.ndim >= 2, params))
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip), adamw) if t.grad_clip else adamw
+    # always chained, so the optimizer state has the same structure whatever grad_clip is (resume can change it)
+    return optax.chain(optax.clip_by_global_norm(t.grad_clip or float("inf")), adamw)
 
 
 def cross_entropy(logits, targets):
@@ -46,15 +47,32 @@ def cross_entropy(logits, targets):
     return jnp.sum(jnp.where(valid, nll, 0.0)), jnp.sum(valid)
 
 
-def make_steps(graphdef, tx, cfg: RunConfig):
-    """The pure train step and eval step; state = {"params", "opt"}."""
+def make_steps(graphdef, tx, cfg: RunConfig, restrict=None, gathered=None):
+    """The pure train step and eval step; state = {"params", "opt"}.
+
+    With `gathered` (a replicated sharding, for FSDP), parameters are all-gathered for compute and
+    their gradients come back reduced into shards; activations stay split over the batch only.
+
+    `restrict(logits, batch) -> logits`, if given, is applied to the model's output before the loss (the
+    input method masks the words whose code is not the typed one); the engine stays job-agnostic.
+    """
+
+    def logits_of(model, batch, key=None):
+        logits = model(batch["inputs"], batch.get("aux"), dropout_key=key)
+        return logits if restrict is None else restrict(logits, batch)
+
     compute_dtype = jnp.bfloat16 if cfg.train.precision == "bf16" else None
 
-    def loss_fn(params, batch, key):
+    def compute_params(params):
+        if gathered is not None:
+            params = jax.lax.with_sharding_constraint(params, gathered)
         if compute_dtype is not None:
             params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
-        model = nnx.merge(graphdef, params)
-        logits = model(batch["inputs"], batch.get("aux"), dropout_key=key)
+        return params
+
+    def loss_fn(params, batch, key):
+        model = nnx.merge(graphdef, compute_params(params))
+        logits = logits_of(model, batch, key)
         total, count = cross_entropy(logits, batch["targets"])
         return total / jnp.maximum(count, 1)
 
@@ -77,9 +95,7 @@ def make_steps(graphdef, tx, cfg: RunConfig):
         return {"params": optax.apply_updates(state["params"], updates), "opt": opt}, loss
 
     def eval_step(params, batch):
-        if compute_dtype is not None:
-            params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
-        logits = nnx.merge(graphdef, params)(batch["inputs"], batch.get("aux"))
+        logits = logits_of(nnx.merge(graphdef, compute_params(params)), batch)
         return cross_entropy(logits, batch["targets"])
 
     return train_step, eval_step
@@ -99,23 +115,38 @@ class Engine:
 
     @property
     def rows(self) -> int:  # global rows of one micro-batch
-        return self.cfg.train.batch_size * self.mesh.size
+        return parallel.global_rows(self.cfg.train.batch_size, self.mesh)
+
+    @property
+    def local_rows(self) -> slice:  # this process's share of them
+        return parallel.local_rows(self.mesh, self.rows)
 
 
-def build_engine(cfg: RunConfig) -> Engine:
-    mesh = parallel.make_mesh()
-    tx = make_optimizer(cfg.train)
+def state_init(cfg: RunConfig, tx):
+    """The function that creates the training state {"params", "opt"}: jit it, or `jax.eval_shape` it."""
 
     def init():
         params = nnx.state(GPT(cfg.model, nnx.Rngs(cfg.train.seed)))
         return {"params": params, "opt": tx.init(params)}
 
+    return init
+
+
+def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, restrict=None) -> Engine:
+    """State initialised directly in its shardings (replicated, or split with fsdp) on `mesh` (default: all devices)."""
+    mesh = mesh or parallel.make_mesh()
+    tx = make_optimizer(cfg.train)
+    init = state_init(cfg, tx)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: GPT(cfg.model, nnx.Rngs(cfg.train.seed))))
     shardings = parallel.tree_shardings(mesh, jax.eval_shape(init), cfg.train.fsdp)
     state = jax.jit(init, out_shardings=shardings)()
-    train_step, eval_step = make_steps(graphdef, tx, cfg)
-    train_step = jax.jit(train_step, donate_argnums=0, out_shardings=(shardings, None))
-    return Engine(cfg, mesh, graphdef, state, shardings, train_step, jax.jit(eval_step))
+    replicated = parallel.NamedSharding(mesh, parallel.P())
+    train_step, eval_step = make_steps(graphdef, tx, cfg, restrict, replicated if cfg.train.fsdp else None)
+    micro_batches, rows = parallel.batch_sharding(mesh, 3, 1), parallel.batch_sharding(mesh, 2, 0)
+    train_step = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, micro_batches, replicated),
+                         out_shardings=(shardings, replicated))
+    eval_step = jax.jit(eval_step, in_shardings=(shardings["params"], rows), out_shardings=replicated)
+    return Engine(cfg, mesh, graphdef, state, shardings, train_step, eval_step)
 
 
 def evaluate(engine: Engine, params, batches) -> float:
@@ -129,14 +160,14 @@ def evaluate(engine: Engine, params, batches) -> float:
 
 def estimate_val_loss(engine: Engine, val: data.Streams) -> float:
     t, block = engine.cfg.train, engine.cfg.model.block_size
-    rows = parallel.local_rows(engine.rows)
+    rows = engine.local_rows
     batches = (data.gather(val, data.random_starts(val, block, t.seed + 1, i, (engine.rows,))[rows], block)
                for i in range(t.eval_batches))
     return evaluate(engine, engine.state["params"], batches)
 
 
 def full_val_loss(engine: Engine, val: data.Streams) -> float:
-    rows = parallel.local_rows(engine.rows)
+    rows = engine.local_rows
     batches = ({k: v[rows] for k, v in b.items()}
                for b in data.sequential_windows(val, engine.cfg.model.block_size, engine.rows))
     return evaluate(engine, engine.state["params"], batches)
@@ -158,20 +189,26 @@ class _StopRequest:
 
 
 def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, resume: bool,
-        quiet: bool = False) -> dict:
-    """Train on aligned streams; returns a summary. Checkpoints, metrics and plot go to `run_dir`."""
+        quiet: bool = False, restrict=None, warm_start=None) -> dict:
+    """Train on aligned streams; returns a summary. Checkpoints, metrics and plot go to `run_dir`.
+
+    `warm_start(params) -> params`, if given, replaces freshly initialised parameters (not on resume).
+    """
     t, block = cfg.train, cfg.model.block_size
     main = parallel.is_main_process()
-    engine = build_engine(cfg)
+    engine = build_engine(cfg, restrict=restrict)
     ckpts = Checkpoints(run_dir / "checkpoints", t.keep_checkpoints)
     start = 0
     if resume:
         start = ckpts.latest_step() or 0
         if start:
             engine.state = ckpts.restore(start, engine.state)
+    if not start and warm_start is not None:
+        params = jax.device_put(warm_start(jax.device_get(engine.state["params"])), engine.shardings["params"])
+        engine.state = {"params": params, "opt": engine.state["opt"]}
     log = MetricsLog(run_dir / "metrics.jsonl", start) if main else None
     tokens_per_step = t.grad_accum * engine.rows * block
-    rows = parallel.local_rows(engine.rows)
+    rows = engine.local_rows
     key = jax.random.key(t.seed)
     bar = tqdm(total=t.max_steps, initial=start, disable=quiet or not main, unit="step", dynamic_ncols=True,
                mininterval=1.0)
@@ -217,13 +254,13 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
                         plot_losses(run_dir / "metrics.jsonl", run_dir / "loss.png")
                 if step % t.ckpt_interval == 0 or step == t.max_steps:
                     ckpts.save(step, engine.state)
-                if stop.requested:
+                if parallel.any_process(stop.requested, every=t.log_interval, step=step):
                     break
             if pending:
                 summary["last_loss"] = finish(*pending)
         finally:
             bar.close()
-    if stop.requested and step < t.max_steps:
+    if step < t.max_steps:  # stopped by Ctrl-C (on any process)
         ckpts.save(step, engine.state)
         ckpts.close()
         if main:

@@ -56,6 +56,8 @@ def test_kn_candidates_have_the_typed_code_and_the_batch_hook_agrees(kn, tiny):
         singles = [[w for w, _ in m.candidates(codes[i], ContextView(tiny.words, i), 5)]
                    for i in range(start, start + 400)]
         assert batch[:400] == singles
+        early = m.rank_split(codes[:300], tiny.words[:300], 5)  # the document's start: caches nearly empty
+        assert early == [[w for w, _ in m.candidates(codes[i], tiny.words[:i], 5)] for i in range(300)]
         assert all(word_code(w) == codes[start + j] for j, r in enumerate(batch) for w in r)
     assert rank(kn, codes, tiny.words, 1, start) == [r[:1] for r in kn.rank_split(codes, tiny.words, 5, start)]
 

@@ -196,7 +196,7 @@ class KNTable:
 
     @classmethod
     def train(cls, history: np.ndarray, words: np.ndarray, codes: np.ndarray, vocab: Vocab, order: int,
-              n_symbols: int) -> "KNTable":
+              n_symbols: int, discount_scale: float = 1.0) -> "KNTable":
         S, V, N = n_symbols + 1, len(vocab), len(words)
         local = np.zeros(len(vocab), np.int32)
         for ids in vocab.by_code:
@@ -225,7 +225,7 @@ class KNTable:
             arrays |= {f"ctx{m}": ctx[first], f"start{m}": np.r_[first, len(ev)],
                        f"idx{m}": local[ev % V]}
             for tag, cnt in (("r", raw), ("c", cont)):
-                d = _discounts(cnt)
+                d = _discounts(cnt) * discount_scale
                 disc = d[np.minimum(cnt, 3) - 1]
                 total = np.add.reduceat(cnt, first).astype(np.float64)
                 arrays[f"a{tag}{m}"] = ((cnt - disc) / np.repeat(total, np.diff(np.r_[first, len(ev)]))).astype(np.float32)
@@ -319,9 +319,11 @@ class KNConfig:
     code_order: int = 4
     word_order: int = 3
     word_weight: float = 0.5  # mix: (1-w) P_codes + w P_words
-    cache_weight: float = 0.3  # then (1-c) P + c P_cache
-    cache_window: int = 3000  # the cache sees this many previous words,
+    cache_weight: float = 0.3  # then (1-c-b) P + c P_cache + b P_bigram_cache
+    bigram_weight: float = 0.1
+    cache_window: int = 10_000  # the caches see this many previous words,
     cache_decay: float = 300.0  # weighting a word d positions back by exp(-d / cache_decay)
+    bigram_decay: float = 3000.0  # (for the bigram cache: words that followed the same previous word)
     context: str = "words+cache"  # or "words", or "codes" (the published codes-only setting)
     tuned: dict = field(default_factory=dict)  # dev figures behind the choices
 
@@ -372,7 +374,8 @@ class KN:
         return cr, wr
 
     def _mix(self, p_codes, p_words, p_cache):
-        return blend(p_codes, p_words, p_cache, self.config.word_weight, self.config.cache_weight)
+        cfg = self.config
+        return blend(p_codes, p_words, p_cache, cfg.word_weight, cfg.cache_weight, cfg.bigram_weight)
 
     def _names(self, code: int, extra_by_code) -> list[str]:
         return [self.vocab.words[i] for i in self.vocab.by_code[code].tolist()] + extra_by_code.get(code, [])
@@ -387,14 +390,18 @@ class KN:
         new_words: list[str] = []
         p_cache = None
         if cfg.context == "words+cache":
-            recent = list(context[-cfg.cache_window :]) if cfg.cache_window else []
             with self._lock:  # the memo is shared state; a server may call from several threads
-                if self._memo is None or not self._memo.follow(recent):
-                    self._memo = Stream(self, recent)
+                if self._memo is None or not self._memo.follow(context):
+                    # one word more than the window: the previous word of the oldest (bigram cache)
+                    self._memo = Stream.of(self, context, cfg.cache_window + 1)
                 st = self._memo
-                wc, col, new_words = st.wc, st.col, list(st.extra.get(ci, []))
-            p_cache = _cache_batch(np.array([len(recent)]), np.flatnonzero(wc == ci), col, n_cand + len(new_words),
-                                   cfg.cache_window, cfg.cache_decay)[0]
+                ids, wc, col, new_words = st.ids, st.wc, st.col, list(st.extra.get(ci, []))
+            pos, n_cols = len(ids), n_cand + len(new_words)
+            mine = wc == ci
+            after = np.zeros(len(ids), bool)
+            after[1:] = ids[:-1] == (ids[-1] if len(ids) else -1)  # followed the same previous word
+            p_cache = (_cache_one(pos, np.flatnonzero(mine), col, n_cols, cfg.cache_window, cfg.cache_decay),
+                       _cache_one(pos, np.flatnonzero(mine & after), col, n_cols, cfg.cache_window, cfg.bigram_decay))
         if not n_cand and not new_words:
             return []
         n_back = max(cfg.code_order, cfg.word_order if cfg.context != "codes" else 1) - 1
@@ -430,8 +437,11 @@ class KN:
         cr, wr = self._rows(c, w, positions, co, wo)
         use_cache = cfg.context == "words+cache"
         wc, col = st.wc, st.col
-        occ_order = np.argsort(wc, kind="stable")  # word positions grouped by code, in stream order
-        occ_bounds = np.searchsorted(wc[occ_order], np.arange(NUM_CODES + 1))
+        # stream positions keyed by (code) and by (previous word, code), each key's positions in order
+        stride, j = len(w) + 1, np.flatnonzero(wc >= 0)
+        prev = np.r_[-1, w[:-1]] + 1
+        uni = np.sort(wc[j] * stride + j)
+        bi = np.sort((prev[j] * NUM_CODES + wc[j]) * stride + j)
         here = c[start:]
         by = np.argsort(here, kind="stable")
         bounds = np.searchsorted(here[by], np.arange(NUM_CODES + 1))
@@ -445,11 +455,12 @@ class KN:
                 sel = sel_all[lo : lo + step]
                 pc = self.codes_lm.probs_batch(n_cand, cr[sel], co, all_orders)
                 pw = None if wr is None else self.words_lm.probs_batch(n_cand, wr[sel], wo, all_orders)
-                pk = None
+                pk, pos = None, positions[sel]
                 if use_cache:
-                    occ = occ_order[occ_bounds[code] : occ_bounds[code + 1]]
-                    pk = _cache_batch(positions[sel], occ, col, len(names), cfg.cache_window, cfg.cache_decay)
-                yield code, positions[sel], pc, pw, pk, names
+                    pk = (_cache_batch(pos, uni, code * stride, col, len(names), cfg.cache_window, cfg.cache_decay),
+                          _cache_batch(pos, bi, (prev[pos] * NUM_CODES + code) * stride, col, len(names),
+                                       cfg.cache_window, cfg.bigram_decay))
+                yield code, pos, pc, pw, pk, names
 
     def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
         """Batch hook for the harness (see evaluate.py): top-k words at positions start.., grouped by code."""
@@ -462,43 +473,75 @@ class KN:
         return out
 
 
-def blend(p_codes, p_words, p_cache, word_weight: float, cache_weight: float) -> np.ndarray:
-    """(1-c) [(1-w) P_codes + w P_words] + c P_cache; the cache may add columns (new words)."""
+def blend(p_codes, p_words, p_cache, word_weight: float, cache_weight: float, bigram_weight: float) -> np.ndarray:
+    """(1-c-b) [(1-w) P_codes + w P_words] + c P_cache + b P_bigram_cache, with p_cache the pair of caches
+    (or None). The caches may add columns (new words) after the vocabulary's."""
     p = p_codes if p_words is None else (1 - word_weight) * p_codes + word_weight * p_words
     if p_cache is None:
         return p
-    out = cache_weight * p_cache
-    out[..., : p.shape[-1]] += (1 - cache_weight) * p
+    out = cache_weight * p_cache[0] + bigram_weight * p_cache[1]
+    out[..., : p.shape[-1]] += (1 - cache_weight - bigram_weight) * p
     return out
 
 
-def _cache_batch(pos: np.ndarray, occ: np.ndarray, col: np.ndarray, n_cols: int, window: int,
+def _cache_batch(pos: np.ndarray, keyed: np.ndarray, base, col: np.ndarray, n_cols: int, window: int,
                  decay: float) -> np.ndarray:
-    """Decayed share of each candidate among the code's words in the `window` words before each position.
-    `occ`: stream positions holding a word of this code (sorted); `col`: candidate column per position."""
-    a, b = np.searchsorted(occ, pos - window), np.searchsorted(occ, pos)
-    row, t = np.repeat(np.arange(len(pos)), b - a), occ[_ranges(a, b)]
+    """Decayed share of each candidate among the cached words in the `window` words before each position.
+    `keyed`: sorted key * stride + stream position of the cached words; `base`: each query's key * stride
+    (0 with a single key); `col`: each stream position's candidate column."""
+    base = np.broadcast_to(base, pos.shape)
+    a = np.searchsorted(keyed, base + np.maximum(pos - window, 0))  # never into the previous key's range
+    b = np.searchsorted(keyed, base + pos)
+    row = np.repeat(np.arange(len(pos)), b - a)
+    t = keyed[_ranges(a, b)] - base[row]
     weight = np.exp((t - pos[row]) / decay)
     counts = np.bincount(row * n_cols + col[t], weight, len(pos) * n_cols).reshape(len(pos), n_cols)
     return counts / np.maximum(counts.sum(1), 1e-300)[:, None]
+
+
+def _cache_one(pos: int, occ: np.ndarray, col: np.ndarray, n_cols: int, window: int, decay: float) -> np.ndarray:
+    """`_cache_batch` for one position (a keystroke); `occ`: sorted positions of the cached words."""
+    t = occ[np.searchsorted(occ, pos - window) :]
+    counts = np.bincount(col[t], np.exp((t - pos) / decay), n_cols)
+    return counts / max(counts.sum(), 1e-300)
 
 
 class Stream:
     """Ids of a confirmed word stream. A word outside the vocabulary gets an id from len(vocab) up: the
     cache learns it (an input method learns the word a user corrected it to). Per position: `ids`, `wc`
     (the word's code, -1 if none) and `col` (its column among that code's candidates); `extra[code]`
-    lists a code's new words in column order. `follow` moves on to a context that only grew at its end
-    (a typing session) in time independent of the context's length, which keeps a keystroke fast."""
+    lists a code's new words in column order.
 
-    def __init__(self, model: "KN", words: Sequence[str]):
-        self.vocab, self.local = model.vocab, model.local
-        self.words = list(words)
-        self.ids = self.vocab.encode(self.words).astype(np.int64)
+    For keystrokes, a stream keeps only the last `keep` words of a context (`of`), and `follow` moves
+    on to the same context grown by one word without re-reading it: it checks the last TAIL words and
+    the length, and assumes older words unchanged (an edit further back than that is not seen by the
+    caches until the next context that does not follow)."""
+
+    TAIL = 64
+
+    def __init__(self, model: "KN", words: Sequence[str], keep: int | None = None, total: int | None = None):
+        self.vocab, self.local, self.keep = model.vocab, model.local, keep
+        self.total = len(words) if total is None else total  # length of the whole context seen
+        self.tail = list(words[-self.TAIL :])
+        ids = self.vocab.encode(words).astype(np.int64)
         self.new: dict[str, tuple[int, int, int]] = {}  # word -> (id, code, column)
         self.extra: dict[int, list[str]] = {}
-        self.wc, self.col = self.vocab.code_of[self.ids].astype(np.int64), model.local[self.ids]
-        for i in np.flatnonzero(self.ids == 0).tolist():
-            self.ids[i], self.wc[i], self.col[i] = self._new(self.words[i])
+        wc, col = self.vocab.code_of[ids].astype(np.int64), model.local[ids]
+        for i in np.flatnonzero(ids == 0).tolist():
+            ids[i], wc[i], col[i] = self._new(words[i])
+        n = len(ids)
+        self._buf = np.zeros((3, 2 * max(n, keep or 0) + 16), np.int64)  # ids, wc, col; appended in place
+        self._buf[:, :n] = ids, wc, col
+        self._lo, self._hi = 0, n
+
+    ids = property(lambda self: self._buf[0, self._lo : self._hi])
+    wc = property(lambda self: self._buf[1, self._lo : self._hi])
+    col = property(lambda self: self._buf[2, self._lo : self._hi])
+
+    @classmethod
+    def of(cls, model: "KN", context: Sequence[str], keep: int) -> "Stream":
+        return cls(model, list(context[len(context) - keep :]) if len(context) > keep else list(context), keep,
+                   len(context))
 
     def _new(self, word: str) -> tuple[int, int, int]:
         if word not in self.new:
@@ -509,19 +552,26 @@ class Stream:
             self.new[word] = (len(self.vocab) + len(self.new), cc, col)
         return self.new[word]
 
-    def follow(self, words: Sequence[str]) -> bool:
-        """Become `words` if it is this stream (minus some oldest words) plus at most one new word."""
-        n, keep = len(self.words), len(words) - 1
-        if len(words) == n and words == self.words:
-            return True
-        if not 0 <= keep <= n or words[:-1] != self.words[n - keep :]:
+    def follow(self, context: Sequence[str]) -> bool:
+        """Become the stream of `context` if that is this one's context, or it plus one word."""
+        n, T = len(context), self.TAIL
+        if n == self.total:
+            return list(context[n - T :] if n > T else context) == self.tail
+        if n != self.total + 1 or list(context[max(n - 1 - T, 0) : n - 1]) != self.tail[-T:]:
             return False
-        word = words[-1]
+        word = context[n - 1]
         wid = self.vocab.index.get(word, 0)
         wid, cc, col = (wid, int(self.vocab.code_of[wid]), int(self.local[wid])) if wid else self._new(word)
-        self.words = [*self.words[n - keep :], word]
-        self.ids, self.wc, self.col = (np.concatenate((a[n - keep :], [v])) for a, v in
-                                       ((self.ids, wid), (self.wc, cc), (self.col, col)))
+        if self._hi == self._buf.shape[1]:  # full: move the kept words to the front (amortised O(1))
+            n = self._hi - self._lo
+            self._buf[:, :n] = self._buf[:, self._lo : self._hi]
+            self._lo, self._hi = 0, n
+        self._buf[:, self._hi] = wid, cc, col
+        self._hi += 1
+        if self.keep is not None and self._hi - self._lo > self.keep:
+            self._lo += 1
+        self.tail = [*self.tail[-(T - 1) :], word]
+        self.total = n
         return True
 
 
@@ -534,7 +584,7 @@ def _history(sym: np.ndarray, positions: np.ndarray, order: int, bos: int) -> np
 # ---------------------------------------------------------------------------------------- tuning
 
 WORD_WEIGHTS = (0.5, 0.7, 0.8, 0.9, 0.95)
-CACHE_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5)
+CACHE_WEIGHTS = [(c, b) for c in (0.1, 0.2, 0.3, 0.4, 0.5) for b in (0.0, 0.1, 0.2, 0.3)]  # (cache, bigram)
 CACHE_DECAYS = (100.0, 300.0, 1000.0)
 MAX_DEV_WORDS = 40_000  # enough to rank the choices; keeps training in seconds
 
@@ -567,21 +617,22 @@ def tune(model: KN, codes: Sequence[str], words: Sequence[str], start: int, log=
     m = model.with_config(context="words", code_order=co)
     combos = [(wo, lw) for wo in range(1, model.words_lm.order + 1) for lw in WORD_WEIGHTS]
     acc = _dev_hits(m, codes, words, start,
-                    lambda pc, pw, pk: [blend(pc[co - 1], pw[wo - 1], None, lw, 0) for wo, lw in combos]) / n
+                    lambda pc, pw, pk: [blend(pc[co - 1], pw[wo - 1], None, lw, 0, 0) for wo, lw in combos]) / n
     wo, lw = combos[int(acc.argmax())]
     tuned["dev_words"] = round(float(acc.max()), 4)
     say(f"dev words top-1 {tuned['dev_words']:.4f} -> word order {wo}, word weight {lw}")
     best = (-1.0, 0.0, 0.0)
     for decay in CACHE_DECAYS:
         m = model.with_config(context="words+cache", code_order=co, word_order=wo, word_weight=lw, cache_decay=decay)
-        acc = _dev_hits(m, codes, words, start, lambda pc, pw, pk: [blend(pc, pw, pk, lw, cw) for cw in CACHE_WEIGHTS],
+        acc = _dev_hits(m, codes, words, start, lambda pc, pw, pk: [blend(pc, pw, pk, lw, *cb) for cb in CACHE_WEIGHTS],
                         all_orders=False) / n
-        say(f"dev words+cache decay {decay:g}: top-1 {acc.max():.4f} at cache weight {CACHE_WEIGHTS[int(acc.argmax())]}")
+        say(f"dev words+cache decay {decay:g}: top-1 {acc.max():.4f} at cache, bigram cache weights "
+            f"{CACHE_WEIGHTS[int(acc.argmax())]}")
         if acc.max() > best[0]:
             best = (float(acc.max()), decay, CACHE_WEIGHTS[int(acc.argmax())])
     tuned["dev_words_cache"] = round(best[0], 4)
-    return KNConfig(code_order=co, word_order=wo, word_weight=lw, cache_weight=best[2], cache_decay=best[1],
-                    tuned=tuned)
+    return KNConfig(code_order=co, word_order=wo, word_weight=lw, cache_weight=best[2][0], bigram_weight=best[2][1],
+                    cache_decay=best[1], tuned=tuned)
 
 
 def train_kn(words: Sequence[str], vocab: Vocab, order: int = 4, tune_on_dev: bool = True, log=None) -> KN:

@@ -1,0 +1,126 @@
+"""Several hosts for real: `jax-llm train` as two processes on 127.0.0.1 with 2 CPU devices each.
+
+They must log the losses of one process with 4 devices, save and resume together, and stop (not hang)
+when a peer dies or the coordinator cannot be reached.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jax_llm.metrics import read_metrics
+
+SETS = ["n_layer=1", "n_head=2", "n_embd=32", "block_size=32", "batch_size=2", "eval_interval=3", "eval_batches=1",
+        "log_interval=1", "ckpt_interval=3", "warmup_steps=2", "lr_decay_steps=6", "fsdp=true", "sample_tokens=0"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_cmd(text, out, steps, *extra):
+    args = [sys.executable, "-m", "jax_llm", "train", str(text), "--out", str(out), "--tokenizer", "char",
+            "--max-steps", str(steps), "--quiet"]
+    for s in SETS:
+        args += ["--set", s]
+    return args + list(extra)
+
+
+def start(cmd, devices):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+               PYTHONUNBUFFERED="1")
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=600):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def run_two(text, out, steps, *extra, timeout=600):
+    """Both processes of a 2-host run (2 devices each); returns [(rc, stdout, stderr)] by process id."""
+    flags = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2", "--init-timeout", "120"]
+    procs = [start(train_cmd(text, out, steps, *flags, "--process-id", str(i), *extra), 2) for i in (0, 1)]
+    results = [finish(p, timeout) for p in procs]
+    for rc, _, err in results:
+        assert rc == 0, err[-4000:]
+    return results
+
+
+def curve(run_dir):
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}, {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory, data_dir):
+    path = tmp_path_factory.mktemp("corpus") / "text.txt"
+    path.write_bytes((data_dir / "tinyshakespeare.txt").read_bytes()[:100_000])
+    return path
+
+
+def test_two_processes_log_the_losses_of_four_devices_and_resume_together(tmp_path, text):
+    ref = start(train_cmd(text, tmp_path / "ref", 6), 4)
+    run = tmp_path / "two"
+    first = run_two(text, run, 3)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]
+    second = run_two(text, run, 6, "--resume", "--set", "sample_tokens=16")
+    rc, _, err = finish(ref)
+    assert rc == 0, err[-4000:]
+
+    (losses, vals), (ref_losses, ref_vals) = curve(run), curve(tmp_path / "ref")
+    assert sorted(losses) == sorted(ref_losses) == [1, 2, 3, 4, 5, 6]
+    assert sorted(vals) == sorted(ref_vals) == [3, 6]
+    for step in ref_losses:
+        assert losses[step] == pytest.approx(ref_losses[step], rel=1e-5), step
+    for step in ref_vals:
+        assert vals[step] == pytest.approx(ref_vals[step], rel=1e-5), step
+    assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == ["3", "6"]
+    # only process 0 reports; the sample at the end needs the fsdp-sharded params of both processes
+    for (_, out0, _), (_, out1, _) in (first, second):
+        assert "4 device(s)" in out0 and "val loss" in out0
+        assert not [line for line in out1.splitlines() if not line.startswith("[Gloo]")], out1
+    assert "sample:" in second[0][1]
+
+
+def test_a_dead_peer_stops_the_other_process(tmp_path, text):
+    flags = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2", "--heartbeat-timeout", "5"]
+    procs = [start(train_cmd(text, tmp_path / "run", 100_000, *flags, "--process-id", str(i)), 2) for i in (0, 1)]
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while not (metrics.exists() and len(read_metrics(metrics)) >= 2):  # training is under way
+        assert all(p.poll() is None for p in procs), [finish(p)[2][-2000:] for p in procs]
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.2)
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.time()
+    try:
+        rc, _, err = finish(procs[0], timeout=120)  # heartbeat 5 s: far less than this unless it hangs
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+        pytest.fail("the surviving process hung after its peer died")
+    finish(procs[1])
+    assert rc != 0
+    assert "another task died" in err or "unhealthy" in err, err[-3000:]
+    print(f"survivor stopped {time.time() - killed:.1f} s after its peer was killed")
+
+
+def test_unreachable_coordinator_and_missing_peer_fail_within_the_timeout(tmp_path, text):
+    ports = free_port(), free_port()
+    client, coordinator = (start(train_cmd(text, tmp_path / str(i), 5, "--coordinator", f"127.0.0.1:{ports[i]}",
+                                           "--num-processes", "2", "--init-timeout", "3", "--process-id", str(i)), 2)
+                           for i in (1, 0))
+    rc, _, err = finish(client, timeout=120)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"jax-llm: error: cannot reach the coordinator 127.0.0.1:{ports[1]} within 3 s (Connection refused); "
+        "start process 0 there, or fix --coordinator"]
+    # process 0 whose peer never comes gives up after --init-timeout too
+    rc, _, err = finish(coordinator, timeout=120)
+    assert rc != 0 and "DEADLINE_EXCEEDED" in err, err[-3000:]

@@ -79,14 +79,15 @@ def cmd_train(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} exists and is not a directory")
     corpus, vocab = _corpus_and_vocab(args)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     model = ngram.train(args.model, corpus.train, vocab, args.order, log=lambda s: print(s, file=sys.stderr))
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     ngram.save(model, args.out, {"dataset": args.dataset, "vocab": "whole file" if args.whole_file_vocab else "train",
-                                 "train_words": corpus.n_train, "train_seconds": round(seconds, 2)})
+                                 "train_words": corpus.n_train, "train_seconds": round(seconds, 2),
+                                 "train_cpu_seconds": round(cpu, 2)})
     detail = f"order {model.order}" if args.model == "backoff" else _kn_label(model)[1]
     print(f"trained {args.model} ({detail}) on {corpus.n_train:,} words of {args.dataset} in {seconds:.1f} s "
-          f"-> {args.out}")
+          f"({cpu:.1f} s CPU) -> {args.out}")
     return 0
 
 

@@ -65,21 +65,25 @@ def hit_rates(ranked: list[list[str]], truth: Sequence[str], ks=(1, 3, 5)) -> di
     return {k: sum(t in r[:k] for r, t in zip(ranked, truth)) / len(truth) for k in ks}
 
 
-def keystroke_us(predictor: Predictor, codes: Sequence[str], words: Sequence[str], start: int,
-                 sessions: int = 30, length: int = 20, k: int = 5) -> float:
-    """Median microseconds of one `candidates` call (one keystroke) in simulated typing sessions: at
-    `sessions` test positions spread evenly, `length` consecutive words are typed, each call's context
-    one confirmed word longer than the last (the first call of a session, which may build state, is
-    timed too)."""
+def keystroke_times(predictor: Predictor, codes: Sequence[str], words: Sequence[str], start: int,
+                    sessions: int = 30, length: int = 20, k: int = 5) -> list[float]:
+    """Seconds of each `candidates` call (one keystroke) in simulated typing sessions: at `sessions` test
+    positions spread evenly, `length` consecutive words are typed, each call's context one confirmed
+    word longer than the last (the first call of a session, which may build state, is timed too)."""
     times = []
     for s0 in np.linspace(start, max(start, len(codes) - length), num=sessions, dtype=int).tolist():
-        context = list(words[max(0, s0 - 5000) : s0])
+        context = list(words[max(0, s0 - 20_000) : s0])
         for i in range(s0, min(s0 + length, len(codes))):
             t = time.perf_counter()
             predictor.candidates(codes[i], context, k)
             times.append(time.perf_counter() - t)
             context.append(words[i])
-    return float(np.median(times) * 1e6)
+    return times
+
+
+def keystroke_us(*args, **kwargs) -> float:
+    """Median microseconds per keystroke (see keystroke_times)."""
+    return float(np.median(keystroke_times(*args, **kwargs)) * 1e6)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from jax_llm.errors import UserError
-from jax_llm.ime import serve, type_session
+from jax_llm.ime import neural_cli, serve, type_session
 
 CONVERT_HELP = """Converts a run of codes into words, online (each word is chosen knowing only its own
 and the earlier codes; earlier choices are the context). Input: lowercase letters a-z, two per word;
@@ -22,6 +22,7 @@ def add_parser(subparsers) -> None:
     _add_ngram_commands(ime_sub)  # jax-llm ime train-ngram / eval / convert: n-grams and the harness
     type_session.add_parser(ime_sub)  # jax-llm ime type: as-you-type terminal / pipe
     serve.add_parser(ime_sub)  # jax-llm ime serve: web page and JSON API
+    neural_cli.add_parser(ime_sub)  # jax-llm ime train / export-words: the Transformer
     del ime_sub  # subcommands are registered here as they land
 
 

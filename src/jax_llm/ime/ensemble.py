@@ -1,0 +1,38 @@
+"""A product of two input-method models: score(w) = log p_a(w) + weight * log p_b(w) over the words of
+the typed code. The Transformer and the Kneser-Ney model err differently (long context and learned
+similarity against exact counts and a recency cache), so their product can beat both."""
+
+import math
+from collections.abc import Sequence
+
+from jax_llm.ime.evaluate import ContextView
+
+
+class Ensemble:
+    def __init__(self, a, b, weight: float = 1.0, depth: int = 50):
+        self.a, self.b, self.weight, self.depth = a, b, weight, depth
+        self.vocab = a.vocab
+
+    def _merge(self, ca: list[tuple[str, float]], cb: list[tuple[str, float]], k: int):
+        if not ca and not cb:
+            return []
+        da, db = dict(ca), dict(cb)
+        # a word outside one model's top `depth` gets a score just below that model's last one
+        floor_a = min(da.values(), default=0.0) - math.log(2)
+        floor_b = min(db.values(), default=0.0) - math.log(2)
+        scored = {w: da.get(w, floor_a) + self.weight * db.get(w, floor_b) for w in da.keys() | db.keys()}
+        ranked = sorted(scored.items(), key=lambda kv: -kv[1])[:k]
+        norm = math.log(sum(math.exp(v - ranked[0][1]) for v in scored.values())) + ranked[0][1]
+        return [(w, v - norm) for w, v in ranked]
+
+    def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
+        return self._merge(self.a.candidates(code, context, self.depth), self.b.candidates(code, context, self.depth), k)
+
+    def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
+        """Batch hook: the first model scores the split at once when it can, the second per position."""
+        if hasattr(self.a, "scored_split"):
+            rows_a = self.a.scored_split(codes, words, self.depth, start)
+        else:
+            rows_a = [self.a.candidates(codes[i], ContextView(words, i), self.depth) for i in range(start, len(codes))]
+        return [[w for w, _ in self._merge(ra, self.b.candidates(codes[i], ContextView(words, i), self.depth), k)]
+                for i, ra in zip(range(start, len(codes)), rows_a)]

@@ -1,0 +1,282 @@
+"""The FTCIM Transformer: codes in, words out, trained by the same engine as the language models.
+
+An input-method job is a pair of aligned streams for `train.fit`: position i reads code_i (702 ids)
+and, in the confirmed-words setting, the previous confirmed word w_{i-1} (the `aux` stream: the word
+ids plus a start-of-text id), and is scored against w_i. Attention is causal, so a prediction never
+sees a later code. Scores can be restricted to words whose code is the typed one (`restrict`), in the
+training loss and in prediction alike.
+"""
+
+import json
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jax_llm import data
+from jax_llm.checkpoint import Checkpoints
+from jax_llm.config import RunConfig
+from jax_llm.errors import UserError
+from jax_llm.ime.codes import CODE_IDS, NUM_CODES, word_code
+from jax_llm.ime.words import Vocab
+from jax_llm.model import init_cache
+
+MASKED = -1e9  # logit of a word whose code is not the typed one
+
+
+def code_stream(words: Sequence[str]) -> np.ndarray:
+    return np.fromiter((CODE_IDS[word_code(w)] for w in words), dtype=np.int32, count=len(words))
+
+
+def streams(vocab: Vocab, words: Sequence[str], confirmed: bool) -> data.Streams:
+    """Aligned (codes, previous word) -> word streams. OOV words are id 0 (never predicted)."""
+    ids = vocab.encode(words)
+    prev = np.concatenate([[len(vocab)], ids[:-1]]).astype(np.int32)  # len(vocab) = start of text
+    return data.Streams(inputs=code_stream(words), targets=ids, aux=prev if confirmed else None)
+
+
+def make_restrict(vocab: Vocab):
+    """(logits, batch) -> logits with every word whose code differs from the typed code masked out."""
+    word_codes = jnp.asarray(vocab.code_of)
+
+    def restrict(logits, batch):
+        return jnp.where(word_codes == batch["inputs"][..., None], logits, MASKED)
+
+    return restrict
+
+
+def ime_config(cfg: RunConfig, vocab: Vocab, confirmed: bool) -> RunConfig:
+    cfg.model.vocab_size = NUM_CODES
+    cfg.model.out_vocab_size = len(vocab)
+    cfg.model.aux_vocab_size = len(vocab) + 1 if confirmed else 0
+    cfg.model.tie_embeddings = False
+    return cfg
+
+
+def save_meta(run_dir: Path, vocab: Vocab, **meta) -> None:
+    vocab.save(run_dir / "vocab.json")
+    (run_dir / "model.json").write_text(json.dumps({"kind": "transformer", **meta}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- batch prediction over a whole split
+
+
+@partial(jax.jit, static_argnums=(0, 4, 5))
+def _topk(graphdef, params, batch, word_codes, k, restricted):
+    logits = nnx.merge(graphdef, params)(batch["inputs"], batch.get("aux"))
+    if restricted:
+        logits = jnp.where(word_codes == batch["inputs"][..., None], logits, MASKED)
+    values, ids = jax.lax.top_k(jax.nn.log_softmax(logits), k)
+    return ids, values
+
+
+def predict_split(model, vocab: Vocab, s: data.Streams, k: int, restricted: bool = True,
+                  rows: int = 64, with_scores: bool = False):
+    """Top-k word ids (and, `with_scores`, their log-probabilities) at every position, each predicted
+    online from up to block-1 earlier positions.
+
+    Windows advance by half a block and each position is read from the first window that covers it,
+    so every position after the first block sees at least half a block of context.
+    """
+    width = min(model.cfg.block_size, len(s))
+    starts = np.unique(np.minimum(np.arange(0, len(s), max(width // 2, 1)), len(s) - width))
+    out, scores = np.zeros((len(s), k), np.int32), np.zeros((len(s), k), np.float32)
+    graphdef, params = nnx.split(model)
+    codes = jnp.asarray(vocab.code_of)
+    covered = 0  # positions [0, covered) already predicted
+    for i in range(0, len(starts), rows):
+        chunk = starts[i: i + rows]
+        batch = data.gather(s, chunk, width)
+        del batch["targets"]
+        pad = rows - len(chunk)
+        if pad:  # a fixed batch shape: one compilation
+            batch = {key: np.concatenate([v, np.zeros((pad, width), v.dtype)]) for key, v in batch.items()}
+        top, logp = (np.asarray(x) for x in _topk(graphdef, params, batch, codes, k, restricted))
+        for j, start in enumerate(chunk):
+            out[covered: start + width] = top[j, covered - start:]
+            scores[covered: start + width] = logp[j, covered - start:]
+            covered = start + width
+    return (out, scores) if with_scores else out
+
+
+# ---------------------------------------------------------------- one keystroke at a time
+
+
+class TransformerPredictor:
+    """The Predictor interface over a trained run directory, with a KV cache.
+
+    Position p is read in the window of positions s..p, s = max(0, (p // half - 1) * half) with half =
+    block/2: the same window `predict_split` reads it from, so the two agree exactly. While the context
+    grows by the word just confirmed, a keystroke costs one incremental step; every half block, or when
+    the context changes otherwise, the window is re-read in one padded (fixed-shape) pass.
+    """
+
+    def __init__(self, run_dir: Path):
+        run_dir = Path(run_dir)
+        meta = json.loads((run_dir / "model.json").read_text())
+        self.confirmed, self.restricted = meta["confirmed"], meta.get("restricted", True)
+        self.vocab = Vocab.load(run_dir / "vocab.json")
+        self.cfg, self.model = load_model(run_dir)
+        self.graphdef, self.params = nnx.split(self.model)
+        self._cache, self._window = None, None
+        # labels for the harness's table
+        self.kind = "transformer " + ("words+codes" if self.confirmed else "codes")
+        self.order = f"b{self.cfg.model.block_size}" + ("" if self.restricted else " unrestricted")
+
+    def _positions(self, context: Sequence[str], code: str, start: int) -> list[tuple[int, int]]:
+        words = list(context[start:])
+        prev = [context[start - 1] if start else None] + words
+        ids = [len(self.vocab) if w is None else self.vocab.index.get(w, 0) for w in prev]
+        return list(zip([CODE_IDS[word_code(w)] for w in words] + [CODE_IDS[code]], ids))
+
+    def logits(self, code: str, context: Sequence[str]) -> np.ndarray:
+        """Scores of every word for `code` after `context` (unrestricted)."""
+        if code not in CODE_IDS:
+            raise UserError(f"not a code: {code!r}")
+        block = self.cfg.model.block_size
+        half = max(block // 2, 1)
+        start = max(0, (len(context) // half - 1) * half)
+        window = (start, self._positions(context, code, start))
+        if self._cache is not None and self._window[0] == start and self._window[1] == window[1][:-1]:
+            logits, self._cache = _decode(self.graphdef, self.params, self._batch(window[1][-1:]), self._cache,
+                                          len(window[1]) - 1)
+        else:
+            padded = window[1] + [(0, 0)] * (block - len(window[1]))
+            self._cache = init_cache(self.cfg.model, 1)
+            logits, self._cache = _prefill(self.graphdef, self.params, self._batch(padded), self._cache,
+                                           len(window[1]) - 1)
+        self._window = window
+        return np.asarray(logits)
+
+    def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
+        logits = self.logits(code, context)
+        cand = self.vocab.by_code[CODE_IDS[code]]
+        if not len(cand):
+            return []
+        scores = logits[cand] - np.logaddexp.reduce(logits[cand])  # log-probs among the candidates
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self.vocab.words[cand[i]], float(scores[i])) for i in order]
+
+    def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0):
+        """[(word, log-prob), ...] best first at positions start.., all computed in causal windows."""
+        half = max(self.cfg.model.block_size // 2, 1)
+        lo = max(0, (start // half - 1) * half)  # on the window grid of `logits`, so both agree exactly
+        s = streams(self.vocab, words[lo:len(codes)], self.confirmed)
+        if lo and s.aux is not None:  # the first previous word is a real word, not the start of text
+            s.aux[0] = self.vocab.index.get(words[lo - 1], 0)
+        top, logp = predict_split(self.model, self.vocab, s, k, self.restricted, with_scores=True)
+        code_of, names = self.vocab.code_of, self.vocab.words
+        return [[(names[j], float(v)) for j, v in zip(ids, vals) if j and code_of[j] == CODE_IDS[code]]
+                for ids, vals, code in zip(top[start - lo:].tolist(), logp[start - lo:].tolist(), codes[start:])]
+
+    def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
+        """The harness's batch hook."""
+        return [[w for w, _ in row] for row in self.scored_split(codes, words, k, start)]
+
+    def _batch(self, positions):
+        arr = np.asarray(positions, np.int32).T[:, None, :]  # (2, 1, T)
+        return {"inputs": jnp.asarray(arr[0]), "aux": jnp.asarray(arr[1]) if self.confirmed else None}
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _prefill(graphdef, params, batch, cache, last):
+    logits = nnx.merge(graphdef, params)(batch["inputs"], batch["aux"], cache=cache, pos=0)
+    return logits[0, last], cache
+
+
+@partial(jax.jit, static_argnums=(0,), donate_argnums=(3,))
+def _decode(graphdef, params, batch, cache, pos):
+    logits = nnx.merge(graphdef, params)(batch["inputs"], batch["aux"], cache=cache, pos=pos)
+    return logits[0, -1], cache
+
+
+def load_model(run_dir: Path):
+    """(config, model with the latest checkpoint's parameters) of a run directory."""
+    from jax_llm.train import build_engine
+
+    cfg = RunConfig.load(run_dir / "config.json")
+    ckpts = Checkpoints(run_dir / "checkpoints", cfg.train.keep_checkpoints)
+    step = ckpts.latest_step()
+    if step is None:
+        raise UserError(f"{run_dir}: no checkpoint yet")
+    engine = build_engine(cfg)
+    state = ckpts.restore(step, engine.state)
+    ckpts.close()
+    return cfg, nnx.merge(engine.graphdef, jax.device_get(state["params"]))
+
+
+# ---------------------------------------------------------------- training through the engine
+
+
+def train(corpus, run_dir: Path, cfg: RunConfig, confirmed: bool = True, restricted: bool = True,
+          resume: bool = False, quiet: bool = False, warm_start: Path | None = None) -> dict:
+    """Train on the first 90% of the train split, validating on the rest (the dev slice); test is unseen."""
+    from jax_llm.ime.words import dev_split
+    from jax_llm.train import fit, prepare_run_dir
+
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, resume)
+    vocab = Vocab.build(corpus.train)
+    cfg = ime_config(cfg, vocab, confirmed)
+    cfg.validate()
+    fit_words, dev_words = dev_split(corpus.train)
+    if len(dev_words) <= cfg.model.block_size:
+        raise UserError(f"corpus too small: the dev slice has {len(dev_words)} words, need more than "
+                        f"block_size ({cfg.model.block_size})")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.json")
+    init = warm_start_from(warm_start, cfg, vocab) if warm_start else None
+    save_meta(run_dir, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted,
+              warm_start=str(warm_start) if warm_start else None)
+    return fit(run_dir, cfg, streams(vocab, fit_words, confirmed), streams(vocab, dev_words, confirmed), resume,
+               quiet=quiet, restrict=make_restrict(vocab) if restricted else None, warm_start=init)
+
+
+# ---------------------------------------------------------------- warm start from a word-level language model
+
+
+def export_words(corpus, out_dir: Path) -> tuple[Path, Path]:
+    """The train split as a text file plus a word-level tokenizer whose ids are this corpus's `Vocab` ids,
+    so `jax-llm train TEXT --tokenizer TOKENIZER` pretrains a language model over exactly these words."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = Vocab.build(corpus.train)
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab.words)}, unk_token=vocab.words[0]))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    text, tok_path = out_dir / "train-words.txt", out_dir / "words-tokenizer.json"
+    words = corpus.train
+    text.write_text("\n".join(" ".join(words[i: i + 20]) for i in range(0, len(words), 20)) + "\n")
+    tok.save(str(tok_path))
+    return text, tok_path
+
+
+def warm_start_from(lm_dir: Path, cfg: RunConfig, vocab: Vocab):
+    """params -> params with the language model's blocks, positions, and word embeddings placed where
+    the input method reads the previous word (`aux_embed`) and scores the next one (`head`)."""
+    lm_cfg, lm = load_model(Path(lm_dir))
+    m, lm_m = cfg.model, lm_cfg.model
+    same = (lm_m.n_layer, lm_m.n_head, lm_m.n_embd) == (m.n_layer, m.n_head, m.n_embd)
+    if not same or lm_m.vocab_size != len(vocab) or lm_m.block_size < m.block_size or not m.aux_vocab_size:
+        raise UserError(f"{lm_dir}: cannot warm-start from it: need the same n_layer/n_head/n_embd "
+                        f"({m.n_layer}/{m.n_head}/{m.n_embd}), a vocabulary of this corpus's {len(vocab)} words "
+                        f"(see `jax-llm ime export-words`), block_size >= {m.block_size}, and confirmed words")
+    source = nnx.to_pure_dict(nnx.state(lm))
+    words = np.asarray(source["wte"]["embedding"])
+
+    def apply(params):
+        pure = nnx.to_pure_dict(params)
+        pure["blocks"], pure["ln_f"] = source["blocks"], source["ln_f"]
+        pure["wpe"]["embedding"] = source["wpe"]["embedding"][: m.block_size]
+        pure["aux_embed"]["embedding"] = np.asarray(pure["aux_embed"]["embedding"]).copy()
+        pure["aux_embed"]["embedding"][: len(vocab)] = words
+        pure["head"]["kernel"] = words.T.copy()
+        nnx.replace_by_pure_dict(params, pure)
+        return params
+
+    return apply

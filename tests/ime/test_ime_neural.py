@@ -1,0 +1,134 @@
+"""The FTCIM Transformer: aligned streams, the candidate restriction, training through the engine, the
+KV-cached predictor, and warm start from a word-level language model trained by `jax-llm train`."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jax_llm.cli import main
+from jax_llm.ime import neural
+from jax_llm.ime.codes import CODE_IDS, normalize, word_code
+from jax_llm.ime.words import Corpus, Vocab
+from jax_llm.metrics import read_metrics
+from jax_llm.train import cross_entropy
+
+TINY = ["--set", "n_layer=2", "--set", "n_head=2", "--set", "n_embd=32", "--set", "batch_size=8",
+        "--set", "eval_interval=30", "--set", "eval_batches=2", "--set", "log_interval=1", "--set", "warmup_steps=5"]
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory, data_dir):
+    p = tmp_path_factory.mktemp("ime") / "small.txt"
+    p.write_bytes((data_dir / "tinyshakespeare.txt").read_bytes()[:120_000])
+    return p
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, corpus_file):
+    out = tmp_path_factory.mktemp("ime") / "model"
+    assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(out), "--block-size", "8",
+                 "--max-steps", "60", "--quiet", *TINY]) == 0
+    return out
+
+
+def test_streams_are_aligned():
+    vocab = Vocab.build(["the", "cat", "the", "a", "then"])
+    s = neural.streams(vocab, ["the", "a", "cat", "zebra"], confirmed=True)
+    assert [int(c) for c in s.inputs] == [CODE_IDS[c] for c in ("th", "a ", "ca", "ze")]
+    assert s.targets.tolist() == [vocab.index["the"], vocab.index["a"], vocab.index["cat"], 0]  # zebra: OOV
+    assert s.aux.tolist() == [len(vocab), vocab.index["the"], vocab.index["a"], vocab.index["cat"]]
+    assert neural.streams(vocab, ["the"], confirmed=False).aux is None
+
+
+def test_restriction_keeps_only_words_of_the_typed_code():
+    vocab = Vocab.build(["the", "then", "they", "cat", "car", "a"])
+    restrict = neural.make_restrict(vocab)
+    batch = {"inputs": jnp.asarray([[CODE_IDS["th"], CODE_IDS["ca"]]])}
+    logits = restrict(jnp.zeros((1, 2, len(vocab))), batch)
+    kept = [[vocab.words[i] for i in np.flatnonzero(row > neural.MASKED)] for row in np.asarray(logits[0])]
+    assert sorted(kept[0]) == ["the", "then", "they"] and sorted(kept[1]) == ["car", "cat"]
+    total, count = cross_entropy(logits, jnp.asarray([[vocab.index["then"], vocab.index["cat"]]]))
+    assert int(count) == 2 and float(total) == pytest.approx(np.log(3) + np.log(2), rel=1e-5)
+
+
+def test_training_lowers_the_loss_and_writes_a_model_dir(model_dir):
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert meta["kind"] == "transformer" and meta["confirmed"] and meta["restricted"]
+    cfg = json.loads((model_dir / "config.json").read_text())["model"]
+    assert cfg["vocab_size"] == 702 and cfg["out_vocab_size"] == len(Vocab.load(model_dir / "vocab.json"))
+    losses = [r["loss"] for r in read_metrics(model_dir / "metrics.jsonl") if "loss" in r]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3  # restricted: the loss starts near log(#candidates)
+
+
+def test_predictor_with_kv_cache_matches_batch_prediction(model_dir, corpus_file):
+    p = neural.TransformerPredictor(model_dir)
+    words = Corpus("x", normalize(corpus_file.read_text())).test[:40]
+    s = neural.streams(p.vocab, words, confirmed=True)
+    top = neural.predict_split(p.model, p.vocab, s, 3)
+    for i in range(len(words) - 8):  # the last window of predict_split is moved back to fit: skip it
+        got = [p.vocab.index[w] for w, _ in p.candidates(word_code(words[i]), words[:i], 3)]
+        assert got == top[i, : len(got)].tolist(), i
+        assert all(word_code(p.vocab.words[j]) == word_code(words[i]) for j in got)
+    scores = [sc for _, sc in p.candidates("th", ["i", "think"], 5)]
+    assert scores == sorted(scores, reverse=True) and all(sc <= 0 for sc in scores)
+    assert p.candidates("qx", [], 5) == []
+
+
+def test_warm_start_from_a_word_language_model(tmp_path, corpus_file):
+    words_dir, lm, ime = tmp_path / "words", tmp_path / "lm", tmp_path / "ime"
+    assert main(["ime", "export-words", "--dataset", str(corpus_file), "--out", str(words_dir)]) == 0
+    assert main(["train", str(words_dir / "train-words.txt"), "--tokenizer", str(words_dir / "words-tokenizer.json"),
+                 "--out", str(lm), "--max-steps", "20", "--quiet", "--set", "block_size=16",
+                 "--set", "sample_tokens=0", *TINY]) == 0
+    assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(ime), "--block-size", "8",
+                 "--max-steps", "1", "--quiet", "--warm-start", str(lm), "--set", "learning_rate=1e-9",
+                 "--set", "min_lr=0", *TINY]) == 0
+    _, lm_model = neural.load_model(lm)
+    _, ime_model = neural.load_model(ime)
+    lm_wte = np.asarray(lm_model.wte.embedding[...])
+    np.testing.assert_allclose(np.asarray(ime_model.head.kernel[...]), lm_wte.T, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ime_model.aux_embed.embedding[...])[: len(lm_wte)], lm_wte, atol=1e-6)
+    lm_blocks = nnx.to_pure_dict(nnx.state(lm_model.blocks))
+    ime_blocks = nnx.to_pure_dict(nnx.state(ime_model.blocks))
+    np.testing.assert_allclose(np.asarray(ime_blocks[0]["mlp"]["fc"]["kernel"]),
+                               np.asarray(lm_blocks[0]["mlp"]["fc"]["kernel"]), atol=1e-6)
+
+
+def test_warm_start_refuses_a_mismatched_model(tmp_path, corpus_file, model_dir, capsys):
+    code = main(["ime", "train", "--dataset", str(corpus_file), "--out", str(tmp_path / "x"), "--block-size", "8",
+                 "--max-steps", "1", "--quiet", "--warm-start", str(model_dir), "--set", "n_embd=64", *TINY[:4]])
+    assert code == 2 and "cannot warm-start" in capsys.readouterr().err
+
+
+def test_convert_and_eval_commands_take_a_transformer_dir(model_dir, corpus_file, capsys, tmp_path):
+    assert main(["ime", "convert", "thisisthe", "--model", str(model_dir), "--top-k", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    words = out[0].split()
+    assert len(words) == 5 and [word_code(w) for w in words if not w.startswith("[")] == \
+        [c for c, w in zip(["th", "is", "is", "th", "e "], words) if not w.startswith("[")]
+    assert main(["ime", "eval", "--dataset", str(corpus_file), "--model", str(model_dir), "--no-train-acc",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
+    assert row["model"].startswith("transformer") and 0.2 < row["test_acc"] <= row["top5"] <= 1
+
+
+def test_ensemble_with_kn_ranks_only_words_of_the_code(model_dir, corpus_file):
+    from jax_llm.ime import ngram
+    from jax_llm.ime.ensemble import Ensemble
+
+    corpus = Corpus("x", normalize(corpus_file.read_text()))
+    t = neural.TransformerPredictor(model_dir)
+    kn = ngram.train("kn", corpus.train, Vocab.build(corpus.train))
+    ens = Ensemble(t, kn)
+    words = corpus.words[: corpus.n_train + 30]
+    codes = [word_code(w) for w in words]
+    batch = ens.rank_split(codes, words, 5, start=corpus.n_train)
+    for i, ranked in zip(range(corpus.n_train, len(words)), batch):
+        single = ens.candidates(codes[i], words[:i], 5)
+        assert [w for w, _ in single] == ranked or i >= len(words) - 8  # last window: more context in batch
+        assert all(word_code(w) == codes[i] for w in ranked)
+        scores = [s for _, s in single]
+        assert scores == sorted(scores, reverse=True)

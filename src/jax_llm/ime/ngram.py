@@ -14,8 +14,10 @@ are exactly the words with that code: P(w | history, code_i), with history = the
 ("codes") or the previous confirmed words ("words"). Each level stores both the raw-count and the
 continuation-count estimate, so one model of order N answers exactly as a model trained at any order
 <= N would; tuning orders then costs no retraining. The two are mixed linearly, then with a recency
-cache (the words of the last `window` confirmed words that have the typed code). Orders and weights
-are tuned on a dev slice carved from the end of train (`words.dev_split`), never on test.
+the two recency caches (over the last `cache_window` confirmed words, weighted by recency: the words
+typed with this code, and those that followed the same previous word; they learn new words too).
+Orders, weights and decays are tuned on a dev slice carved from the end of train (`words.dev_split`),
+never on test.
 """
 
 import json
@@ -196,13 +198,13 @@ class KNTable:
 
     @classmethod
     def train(cls, history: np.ndarray, words: np.ndarray, codes: np.ndarray, vocab: Vocab, order: int,
-              n_symbols: int, discount_scale: float = 1.0) -> "KNTable":
+              n_symbols: int) -> "KNTable":
         S, V, N = n_symbols + 1, len(vocab), len(words)
         local = np.zeros(len(vocab), np.int32)
         for ids in vocab.by_code:
             local[ids] = np.arange(len(ids))
         hid = np.zeros(N, np.int64)
-        events, parents, arrays = [], [], {}
+        events, arrays = [], {}
         for m in range(order):
             if m:
                 sym = np.full(N, n_symbols, np.int64)  # BOS before the start
@@ -225,7 +227,7 @@ class KNTable:
             arrays |= {f"ctx{m}": ctx[first], f"start{m}": np.r_[first, len(ev)],
                        f"idx{m}": local[ev % V]}
             for tag, cnt in (("r", raw), ("c", cont)):
-                d = _discounts(cnt) * discount_scale
+                d = _discounts(cnt)
                 disc = d[np.minimum(cnt, 3) - 1]
                 total = np.add.reduceat(cnt, first).astype(np.float64)
                 arrays[f"a{tag}{m}"] = ((cnt - disc) / np.repeat(total, np.diff(np.r_[first, len(ev)]))).astype(np.float32)
@@ -263,25 +265,21 @@ class KNTable:
             out.append(r)
         return out + [-1] * (order - len(out))
 
-    def probs(self, base: np.ndarray, rows: Sequence[int], order: int, all_orders: bool = False):
-        """P over one code's candidates, from the uniform `base` up through the context rows found.
-        With all_orders, the list of the order-1..order distributions (for tuning)."""
-        p, outs = base, []
+    def probs(self, base: np.ndarray, rows: Sequence[int], order: int) -> np.ndarray:
+        """P over one code's candidates, from the uniform `base` up through the context rows found. The
+        order's top level uses raw counts, the levels below continuation counts (as in any interpolated
+        KN model, an unseen context backs off to the lower-order, continuation-count estimate)."""
+        p = base
         for m in range(order):
             r = rows[m]
-            if r < 0:
-                outs.extend([p] * (order - m))
+            if r < 0:  # unseen here, so unseen above too
                 break
             _, _, start, idx, gr, gc, ar, ac = self.levels[m]
             lo, hi = start[r], start[r + 1]
-            if all_orders or m == order - 1:
-                q = p * gr[r]
-                q[idx[lo:hi]] += ar[lo:hi]
-                outs.append(q)
-            if m < order - 1:
-                p = p * gc[r]
-                p[idx[lo:hi]] += ac[lo:hi]
-        return outs if all_orders else outs[-1]
+            top = m == order - 1
+            p = p * (gr if top else gc)[r]
+            p[idx[lo:hi]] += (ar if top else ac)[lo:hi]
+        return p
 
     def probs_batch(self, n_cand: int, rows: np.ndarray, order: int, all_orders: bool = False):
         """`probs` for many positions with the same code at once: one (positions, n_cand) matrix per order."""

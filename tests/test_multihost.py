@@ -1,7 +1,7 @@
 """Several hosts for real: `jax-llm train` as two processes on 127.0.0.1 with 2 CPU devices each.
 
-They must log the losses of one process with 4 devices, save and resume together, and stop (not hang)
-when a peer dies or the coordinator cannot be reached.
+They must log the losses of one process with 4 devices, save and resume together, stop together on
+Ctrl-C, and stop (not hang) when a peer dies or the coordinator cannot be reached.
 """
 
 import os
@@ -90,15 +90,31 @@ def test_two_processes_log_the_losses_of_four_devices_and_resume_together(tmp_pa
     assert "sample:" in second[0][1]
 
 
-def test_a_dead_peer_stops_the_other_process(tmp_path, text):
-    flags = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2", "--heartbeat-timeout", "5"]
-    procs = [start(train_cmd(text, tmp_path / "run", 100_000, *flags, "--process-id", str(i)), 2) for i in (0, 1)]
-    metrics = tmp_path / "run" / "metrics.jsonl"
+def start_long_run(run_dir, text, *flags):
+    """Two processes training for (nearly) ever; returns once both are past their first steps."""
+    flags = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2", *flags]
+    procs = [start(train_cmd(text, run_dir, 100_000, *flags, "--process-id", str(i)), 2) for i in (0, 1)]
+    metrics = run_dir / "metrics.jsonl"
     deadline = time.time() + 300
-    while not (metrics.exists() and len(read_metrics(metrics)) >= 2):  # training is under way
+    while not (metrics.exists() and len(read_metrics(metrics)) >= 2):
         assert all(p.poll() is None for p in procs), [finish(p)[2][-2000:] for p in procs]
         assert time.time() < deadline, "training did not start"
         time.sleep(0.2)
+    return procs
+
+
+def test_ctrl_c_on_one_process_stops_both_at_one_checkpoint(tmp_path, text):
+    procs = start_long_run(tmp_path / "run", text, "--set", "log_interval=2")
+    procs[1].send_signal(signal.SIGINT)
+    (rc0, out0, err0), (rc1, _, err1) = finish(procs[0], 300), finish(procs[1], 300)
+    assert (rc0, rc1) == (130, 130), err0[-2000:] + err1[-2000:]
+    last = max(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
+    assert last % 2 == 0  # the processes compare their Ctrl-C flags every log_interval steps
+    assert f"interrupted: saved a checkpoint at step {last}" in out0
+
+
+def test_a_dead_peer_stops_the_other_process(tmp_path, text):
+    procs = start_long_run(tmp_path / "run", text, "--heartbeat-timeout", "5")
     procs[1].send_signal(signal.SIGKILL)
     killed = time.time()
     try:

@@ -84,6 +84,33 @@ def test_checkpoint_from_one_device_restores_on_four_and_back(workers):
     assert_same_params(fsdp_params, restored_on_one, atol=0)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--coordinator", "10.0.0.1:1234"], "needs all three of --coordinator HOST:PORT, --num-processes N and"),
+    (["--coordinator", "10.0.0.1:1234", "--num-processes", "2", "--process-id", "2"], "must be in [0, 2) (got 2)"),
+    (["--coordinator", "nohost", "--num-processes", "2", "--process-id", "1"], "must be HOST:PORT (got 'nohost')"),
+])
+def test_bad_distributed_flags_are_one_clear_line(tmp_path, monkeypatch, capsys, flags, message):
+    from jax_llm.cli import main
+
+    for var in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "t.txt").write_text("hello " * 100)
+    assert main(["train", str(tmp_path / "t.txt"), "--out", str(tmp_path / "run"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_processes_with_different_device_counts_are_refused():
+    from types import SimpleNamespace as Device
+    from jax_llm.errors import UserError
+    from jax_llm.parallel import make_mesh
+
+    devices = [Device(process_index=0, id=0), Device(process_index=0, id=1), Device(process_index=1, id=2)]
+    with pytest.raises(UserError, match=r"same number of devices .*\{0: 2, 1: 1\}"):
+        make_mesh(devices)
+
+
 # ----------------------------------------------------------------------------------------------------
 # worker side (runs in a subprocess with its own device count)
 

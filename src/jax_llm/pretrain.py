@@ -52,8 +52,8 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
     return summary
 
 
-def load_run(run_dir: Path):
-    """(config, tokenizer, model with the latest checkpoint's parameters, step) of a run directory."""
+def load_model(run_dir: Path):
+    """(config, model with the latest checkpoint's parameters, step) of any run directory."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a run directory (no config.json)")
@@ -65,5 +65,10 @@ def load_run(run_dir: Path):
     engine = build_engine(cfg)
     state = ckpts.restore(step, engine.state)
     ckpts.close()
-    model = nnx.merge(engine.graphdef, parallel.to_host(state["params"]))
-    return cfg, tokenizer.load(run_dir / "tokenizer.json"), model, step
+    return cfg, nnx.merge(engine.graphdef, parallel.to_host(state["params"])), step
+
+
+def load_run(run_dir: Path):
+    """(config, tokenizer, model, step) of a language-model run directory."""
+    cfg, model, step = load_model(run_dir)
+    return cfg, tokenizer.load(Path(run_dir) / "tokenizer.json"), model, step

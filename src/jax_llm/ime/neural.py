@@ -18,7 +18,6 @@ import numpy as np
 from flax import nnx
 
 from jax_llm import data
-from jax_llm.checkpoint import Checkpoints
 from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import CODE_IDS, NUM_CODES, word_code
@@ -195,18 +194,11 @@ def _decode(graphdef, params, batch, cache, pos):
 
 
 def load_model(run_dir: Path):
-    """(config, model with the latest checkpoint's parameters) of a run directory."""
-    from jax_llm.train import build_engine
+    """(config, model) of a run directory: the engine's own loader."""
+    from jax_llm.pretrain import load_model as load
 
-    cfg = RunConfig.load(run_dir / "config.json")
-    ckpts = Checkpoints(run_dir / "checkpoints", cfg.train.keep_checkpoints)
-    step = ckpts.latest_step()
-    if step is None:
-        raise UserError(f"{run_dir}: no checkpoint yet")
-    engine = build_engine(cfg)
-    state = ckpts.restore(step, engine.state)
-    ckpts.close()
-    return cfg, nnx.merge(engine.graphdef, jax.device_get(state["params"]))
+    cfg, model, _ = load(run_dir)
+    return cfg, model
 
 
 # ---------------------------------------------------------------- training through the engine

@@ -395,11 +395,11 @@ class KN:
                 st = self._memo
                 ids, wc, col, new_words = st.ids, st.wc, st.col, list(st.extra.get(ci, []))
             pos, n_cols = len(ids), n_cand + len(new_words)
-            mine = wc == ci
-            after = np.zeros(len(ids), bool)
-            after[1:] = ids[:-1] == (ids[-1] if len(ids) else -1)  # followed the same previous word
-            p_cache = (_cache_one(pos, np.flatnonzero(mine), col, n_cols, cfg.cache_window, cfg.cache_decay),
-                       _cache_one(pos, np.flatnonzero(mine & after), col, n_cols, cfg.cache_window, cfg.bigram_decay))
+            occ = np.flatnonzero(wc == ci)
+            after = occ[occ > 0]
+            after = after[ids[after - 1] == ids[-1]] if len(after) else after  # same previous word
+            p_cache = (_cache_one(pos, occ, col, n_cols, cfg.cache_window, cfg.cache_decay),
+                       _cache_one(pos, after, col, n_cols, cfg.cache_window, cfg.bigram_decay))
         if not n_cand and not new_words:
             return []
         n_back = max(cfg.code_order, cfg.word_order if cfg.context != "codes" else 1) - 1

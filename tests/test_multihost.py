@@ -113,16 +113,17 @@ def test_ctrl_c_on_one_process_stops_both_at_one_checkpoint(tmp_path, text):
     assert f"interrupted: saved a checkpoint at step {last}" in out0
 
 
-def test_a_dead_peer_stops_the_other_process(tmp_path, text):
+@pytest.mark.parametrize("victim", [1, 0], ids=["worker-dies", "coordinator-dies"])
+def test_a_dead_peer_stops_the_other_process(tmp_path, text, victim):
     procs = start_long_run(tmp_path / "run", text, "--heartbeat-timeout", "5")
-    procs[1].send_signal(signal.SIGKILL)
-    killed = time.time()
+    procs[victim].send_signal(signal.SIGKILL)
+    killed, survivor = time.time(), procs[1 - victim]
     try:
-        rc, _, err = finish(procs[0], timeout=120)  # heartbeat 5 s: far less than this unless it hangs
+        rc, _, err = finish(survivor, timeout=120)  # heartbeat 5 s: far less than this unless it hangs
     except subprocess.TimeoutExpired:
-        procs[0].kill()
+        survivor.kill()
         pytest.fail("the surviving process hung after its peer died")
-    finish(procs[1])
+    finish(procs[victim])
     assert rc != 0
     assert "another task died" in err or "unhealthy" in err, err[-3000:]
     print(f"survivor stopped {time.time() - killed:.1f} s after its peer was killed")

@@ -109,10 +109,11 @@ def test_convert_and_eval_commands_take_a_transformer_dir(model_dir, corpus_file
     words = out[0].split()
     assert len(words) == 5 and [word_code(w) for w in words if not w.startswith("[")] == \
         [c for c, w in zip(["th", "is", "is", "th", "e "], words) if not w.startswith("[")]
-    assert main(["ime", "eval", "--dataset", str(corpus_file), "--model", str(model_dir), "--no-train-acc",
-                 "--json", str(tmp_path / "r.json")]) == 0
-    row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
-    assert row["model"].startswith("transformer") and 0.2 < row["test_acc"] <= row["top5"] <= 1
+    assert main(["ime", "eval", "--dataset", str(corpus_file), "--model", "backoff", "--model", str(model_dir),
+                 "--no-train-acc", "--json", str(tmp_path / "r.json")]) == 0
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]  # n-gram and Transformer rows in one table
+    assert [r["model"] for r in rows[:6]] == ["backoff"] * 6 and rows[6]["model"].startswith("transformer")
+    assert 0.2 < rows[6]["test_acc"] <= rows[6]["top5"] <= 1
 
 
 def test_ensemble_with_kn_ranks_only_words_of_the_code(model_dir, corpus_file):

@@ -49,8 +49,9 @@ def _add_ngram_commands(sub) -> None:
     p = sub.add_parser("eval", help="the study's table: train/test accuracy, top-3/5, OOV, µs/prediction",
                        description="Score models with the harness (jax_llm.ime.evaluate) on the 90/10 split.")
     _data_args(p)
-    p.add_argument("--model", required=True,
-                   help="backoff or kn (trained here on the train split), or a model directory")
+    p.add_argument("--model", required=True, action="append",
+                   help="backoff or kn (trained here on the train split), or a model directory (n-gram or "
+                        "Transformer); give it several times to put their rows in one table")
     p.add_argument("--orders", help="orders to tabulate, e.g. 1-6 or 2,4 (default: backoff 1-6; kn: its "
                    "tuned orders in three settings: codes only, confirmed words, words + cache)")
     p.add_argument("--json", type=Path, help="write the rows as JSON here (and markdown beside it, .md)")
@@ -114,21 +115,38 @@ def _orders(spec: str | None, default: list[int]) -> list[int]:
 
 
 def cmd_eval(args) -> int:
-    from jax_llm.ime import evaluate, ngram
-    from jax_llm.ime.predictor import load_predictor
+    from jax_llm.ime import evaluate
 
     corpus, vocab = _corpus_and_vocab(args)
     rows, say = [], (lambda s: print(s, file=sys.stderr))
     run = lambda m, name, order: rows.append(  # noqa: E731
         evaluate.evaluate(m, corpus, name, order, train_acc=not args.no_train_acc))
+    if args.orders and any(m not in ("backoff", "kn") for m in args.model):
+        raise UserError("--orders applies to --model backoff or kn, not to a model directory")
+    for spec in args.model:
+        _eval_model(spec, args, corpus, vocab, run, say)
+    title = f"{args.dataset}: {corpus.n_train:,} train / {len(corpus.test):,} test words, vocabulary from " \
+            f"{'the whole file' if args.whole_file_vocab else 'train'} ({len(vocab) - 1:,} words)"
+    text = evaluate.table(rows, title)
+    print(text, end="")
+    md = args.markdown or (args.json.with_suffix(".md") if args.json else None)
+    evaluate.write_reports(rows, {"dataset": args.dataset, "vocab": "whole file" if args.whole_file_vocab else "train",
+                                  "n_vocab": len(vocab) - 1}, args.json, md, title)
+    return 0
+
+
+def _eval_model(spec, args, corpus, vocab, run, say) -> None:
+    from jax_llm.ime import ngram
+    from jax_llm.ime.predictor import load_predictor
+
     t = time.perf_counter()
-    if args.model == "backoff":
+    if spec == "backoff":
         orders = _orders(args.orders, list(range(1, 7)))
         full = ngram.Backoff.train(corpus.train, vocab, max(orders))
         say(f"trained backoff order {max(orders)} in {time.perf_counter() - t:.1f} s")
         for n in orders:
             run(full.truncated(n), "backoff", str(n))
-    elif args.model == "kn":
+    elif spec == "kn":
         orders = _orders(args.orders, [])
         model = ngram.train_kn(corpus.train, vocab, max(orders, default=4), log=say)
         say(f"trained kn in {time.perf_counter() - t:.1f} s")
@@ -140,20 +158,10 @@ def cmd_eval(args) -> int:
                 m = model.with_config(context=context)
                 run(m, *_kn_label(m))
     else:
-        model = load_predictor(args.model)
+        model = load_predictor(spec)
         name = getattr(model, "kind", "model")
         order = str(getattr(model, "order", "")) if name != "kn" else _kn_label(model)[1]
-        if args.orders:
-            raise UserError("--orders applies to --model backoff or kn, not to a model directory")
-        run(model, f"{name} ({args.model})", order)
-    title = f"{args.dataset}: {corpus.n_train:,} train / {len(corpus.test):,} test words, vocabulary from " \
-            f"{'the whole file' if args.whole_file_vocab else 'train'} ({len(vocab) - 1:,} words)"
-    text = evaluate.table(rows, title)
-    print(text, end="")
-    md = args.markdown or (args.json.with_suffix(".md") if args.json else None)
-    evaluate.write_reports(rows, {"dataset": args.dataset, "vocab": "whole file" if args.whole_file_vocab else "train",
-                                  "n_vocab": len(vocab) - 1}, args.json, md, title)
-    return 0
+        run(model, f"{name} ({spec})", order)
 
 
 def cmd_convert(args) -> int:

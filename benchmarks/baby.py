@@ -135,6 +135,7 @@ def main(argv=None) -> None:
     import flax
     import jax
 
+    from jax_llm import data
     from jax_llm.config import make_config
     from jax_llm.pretrain import load_run, pretrain
 
@@ -146,8 +147,6 @@ def main(argv=None) -> None:
     cfg = make_config("baby", [f"max_steps={args.steps}", "sample_tokens=0", *args.set])
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.out or Path(tmp) / "run"
-        from jax_llm import data
-
         tok, _ = data.prepare(args.text, Path(tmp) / "vocab", "char", 0, cfg.data.val_fraction)
         cfg.model.vocab_size = tok.get_vocab_size()
         print(f"compile time of the train step: {compile_time(cfg):.2f} s")
@@ -161,10 +160,13 @@ def main(argv=None) -> None:
         pauses = {s for s in clock.times if s % t.eval_interval == 0 or s % t.ckpt_interval == 0}
         window = t.log_interval
         ms = clock.periods_ms(pauses, first=window, window=window)  # from the first logged window on
+        timed = f"{len(ms)} windows of {window} steps"
+        if not ms:  # too few steps for a window: fall back on the engine's own figure
+            ms, timed = [summary["ms_per_step_median"]], "too few steps for a window: the engine's figure"
         med = statistics.median(ms)
         print(f"training: {args.steps} steps of {tokens_per_step} tokens in {wall:.1f} s wall "
               f"(with compilation, periodic eval and checkpoints)")
-        print(f"ms per training step after compilation ({len(ms)} windows of {window} steps): "
+        print(f"ms per training step after compilation ({timed}): "
               f"median {med:.1f}, min {min(ms):.1f}, max {max(ms):.1f}; "
               f"engine's own figure (dispatch to loss read): median {summary['ms_per_step_median']:.1f}")
         print(f"training tokens/s: {tokens_per_step / med * 1000:,.0f} at the median step, "

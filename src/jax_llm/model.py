@@ -111,9 +111,9 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         self.dropout = cfg.dropout
-        self.ln1 = nnx.LayerNorm(cfg.n_embd, use_bias=cfg.bias, rngs=rngs)
+        self.ln1 = nnx.LayerNorm(cfg.n_embd, epsilon=1e-5, use_bias=cfg.bias, rngs=rngs)
         self.attn = Attention(cfg, rngs)
-        self.ln2 = nnx.LayerNorm(cfg.n_embd, use_bias=cfg.bias, rngs=rngs)
+        self.ln2 = nnx.LayerNorm(cfg.n_embd, epsilon=1e-5, use_bias=cfg.bias, rngs=rngs)
         self.mlp = MLP(cfg, rngs)
 
     def __call__(self, x, key=None, cache=None, pos=0):
@@ -132,7 +132,7 @@ class GPT(nnx.Module):
         self.aux_embed = (nnx.Embed(cfg.aux_vocab_size, cfg.n_embd, embedding_init=embed_init, rngs=rngs)
                           if cfg.aux_vocab_size else None)
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layer)])
-        self.ln_f = nnx.LayerNorm(cfg.n_embd, use_bias=cfg.bias, rngs=rngs)
+        self.ln_f = nnx.LayerNorm(cfg.n_embd, epsilon=1e-5, use_bias=cfg.bias, rngs=rngs)
         self.tied = cfg.tie_embeddings and out_vocab == cfg.vocab_size
         self.head = None if self.tied else nnx.Linear(cfg.n_embd, out_vocab, use_bias=False,
                                                       kernel_init=embed_init, rngs=rngs)

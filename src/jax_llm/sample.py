@@ -43,11 +43,23 @@ def _prefill(graphdef, params, tokens, cache):
     return logits[0, -1], cache
 
 
-@partial(jax.jit, static_argnums=(0,), donate_argnums=(3,))
-def _decode(graphdef, params, token, cache, pos):
+@partial(jax.jit, static_argnums=(0, 5, 6, 7, 8), donate_argnums=(2,))
+def _decode_run(graphdef, params, cache, token, pos, n, temperature, top_k, top_p, key, first_index):
+    """n tokens in one compiled loop: feed the last token at `pos`, sample the next, repeat.
+
+    One call per run instead of one per token, so the cache's saving is not lost to dispatch overhead.
+    Token j is sampled with key fold_in(key, first_index + j), as the uncached path does.
+    """
     model = nnx.merge(graphdef, params)
-    logits = model(token.reshape(1, 1), cache=cache, pos=pos)
-    return logits[0, -1], cache
+
+    def step(carry, j):
+        cache, token = carry
+        logits = model(token.reshape(1, 1), cache=cache, pos=pos + j)[0, -1]
+        nxt = pick(logits, jax.random.fold_in(key, first_index + j), temperature, top_k, top_p)
+        return (cache, nxt.astype(jnp.int32)), nxt
+
+    (cache, _), new = jax.lax.scan(step, (cache, token), jnp.arange(n))
+    return new, cache
 
 
 @partial(jax.jit, static_argnums=(0,))
@@ -66,21 +78,25 @@ def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: fl
     graphdef, params = nnx.split(model)
     key = jax.random.key(seed)
     tokens = list(prompt)
-    cache, pos, logits = None, 0, None
-    for i in range(max_new_tokens):
-        if use_cache:
-            if cache is None or pos >= block:
-                context = tokens[-(block // 2 if cache is not None else block):]
-                cache = init_cache(model.cfg, 1)
-                logits, cache = _prefill(graphdef, params, jnp.asarray([context], jnp.int32), cache)
-                pos = len(context)
-            else:
-                logits, cache = _decode(graphdef, params, jnp.asarray(tokens[-1], jnp.int32), cache, pos)
-                pos += 1
-        else:
+    cache, pos = None, 0
+    while len(tokens) - len(prompt) < max_new_tokens:
+        i = len(tokens) - len(prompt)  # index of the token to sample next
+        if not use_cache:
             context = tokens[-block:]
             window = np.zeros(block, np.int32)
             window[: len(context)] = context
             logits = _full(graphdef, params, jnp.asarray(window), len(context))
+        elif cache is None or pos >= block:  # (re)build the cache from the last block (half block when full)
+            context = tokens[-(block // 2 if cache is not None else block):]
+            cache = init_cache(model.cfg, 1)
+            logits, cache = _prefill(graphdef, params, jnp.asarray([context], jnp.int32), cache)
+            pos = len(context)
+        else:  # as many tokens as fit in the cache, in one call
+            n = min(max_new_tokens - i, block - pos)
+            new, cache = _decode_run(graphdef, params, cache, jnp.asarray(tokens[-1], jnp.int32), pos, n,
+                                     temperature, top_k, top_p, key, i)
+            tokens += [int(t) for t in new]
+            pos += n
+            continue
         tokens.append(int(_pick(logits, jax.random.fold_in(key, i), temperature, top_k, top_p)))
     return tokens

@@ -215,15 +215,18 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
     summary = {"start_step": start, "tokens_per_step": tokens_per_step}
     step_times: list[float] = []
     pending = None  # (step, loss array, dispatch time): read one step late so dispatch runs ahead
+    last_read = None  # a step's period is the time between two loss reads (dispatch overlaps the step before)
 
     def finish(step, loss, dispatched):
+        nonlocal last_read
         loss = float(loss)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss} at step {step}; stopped, the last good checkpoint "
                                 f"(step {ckpts.latest_step() or 'none'}) is kept. Try a lower learning_rate")
         now = time.perf_counter()
-        if step > start + 1:
-            step_times.append(now - dispatched)
+        if step > start + 1 and last_read is not None:
+            step_times.append(now - max(last_read, dispatched))  # max: an eval pause is not a step
+        last_read = now
         if main:
             tps = tokens_per_step / step_times[-1] if step_times else 0.0
             bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}")
@@ -277,7 +280,9 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
 def make_lr(t: TrainConfig):
     """Linear warmup from 0, cosine decay to min_lr at lr_decay_steps (default max_steps), then flat."""
     decay_steps = max(t.lr_decay_steps or t.max_steps, t.warmup_steps + 1)
-    return optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, t.warmup_steps, decay_steps, t.min_lr)
+    # nanoGPT's warmup: lr * (step + 1) / (warmup + 1)
+    return optax.warmup_cosine_decay_schedule(t.learning_rate / (t.warmup_steps + 1), t.learning_rate,
+                                              t.warmup_steps, decay_steps, t.min_lr)
 
 
 def prepare_run_dir(run_dir: Path, resume: bool) -> None:

@@ -22,7 +22,7 @@ class ModelConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = False
-    tie_embeddings: bool = True  # only possible when input and output vocabularies are the same
+    tie_embeddings: bool = True  # output layer = input embedding (same vocab) or aux embedding (input method)
 
 
 @dataclass

@@ -133,7 +133,11 @@ class GPT(nnx.Module):
                           if cfg.aux_vocab_size else None)
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layer)])
         self.ln_f = nnx.LayerNorm(cfg.n_embd, epsilon=1e-5, use_bias=cfg.bias, rngs=rngs)
-        self.tied = cfg.tie_embeddings and out_vocab == cfg.vocab_size
+        # tied output layer: the input embedding when the vocabularies match (GPT-2); else the aux
+        # embedding when it covers the outputs (the input method: previous word in, next word out)
+        self.out_vocab = out_vocab
+        self.tied = "wte" if cfg.tie_embeddings and out_vocab == cfg.vocab_size else (
+            "aux" if cfg.tie_embeddings and cfg.aux_vocab_size >= out_vocab else None)
         self.head = None if self.tied else nnx.Linear(cfg.n_embd, out_vocab, use_bias=False,
                                                       kernel_init=embed_init, rngs=rngs)
 
@@ -148,7 +152,12 @@ class GPT(nnx.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, None if keys is None else keys[i], None if cache is None else cache[i], pos)
         x = self.ln_f(x)
-        logits = self.wte.attend(x) if self.tied else self.head(x)
+        if self.tied == "wte":
+            logits = self.wte.attend(x)
+        elif self.tied == "aux":
+            logits = self.aux_embed.attend(x)[..., : self.out_vocab]
+        else:
+            logits = self.head(x)
         return logits.astype(jnp.float32)
 
 

@@ -1,6 +1,7 @@
-"""A product of two input-method models: score(w) = log p_a(w) + weight * log p_b(w) over the words of
-the typed code. The Transformer and the Kneser-Ney model err differently (long context and learned
-similarity against exact counts and a recency cache), so their product can beat both."""
+"""Two input-method models combined over the words of the typed code: a product of experts,
+score(w) = log p_a(w) + weight * log p_b(w), or a mixture, p(w) = weight * p_a(w) + (1 - weight) * p_b(w).
+The Transformer and the Kneser-Ney model err differently (learned similarity against exact counts and a
+recency cache), so a combination can beat both; the weight is tuned on the dev slice, never on test."""
 
 import math
 from collections.abc import Sequence
@@ -9,8 +10,8 @@ from jax_llm.ime.evaluate import ContextView
 
 
 class Ensemble:
-    def __init__(self, a, b, weight: float = 1.0, depth: int = 50):
-        self.a, self.b, self.weight, self.depth = a, b, weight, depth
+    def __init__(self, a, b, weight: float = 1.0, depth: int = 50, mixture: bool = False):
+        self.a, self.b, self.weight, self.depth, self.mixture = a, b, weight, depth, mixture
         self.vocab = a.vocab
 
     def _merge(self, ca: list[tuple[str, float]], cb: list[tuple[str, float]], k: int):
@@ -20,7 +21,12 @@ class Ensemble:
         # a word outside one model's top `depth` gets a score just below that model's last one
         floor_a = min(da.values(), default=0.0) - math.log(2)
         floor_b = min(db.values(), default=0.0) - math.log(2)
-        scored = {w: da.get(w, floor_a) + self.weight * db.get(w, floor_b) for w in da.keys() | db.keys()}
+        if self.mixture:
+            lam = self.weight
+            scored = {w: math.log(lam * math.exp(da.get(w, floor_a)) + (1 - lam) * math.exp(db.get(w, floor_b)))
+                      for w in da.keys() | db.keys()}
+        else:
+            scored = {w: da.get(w, floor_a) + self.weight * db.get(w, floor_b) for w in da.keys() | db.keys()}
         ranked = sorted(scored.items(), key=lambda kv: -kv[1])[:k]
         norm = math.log(sum(math.exp(v - ranked[0][1]) for v in scored.values())) + ranked[0][1]
         return [(w, v - norm) for w, v in ranked]

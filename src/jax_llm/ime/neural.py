@@ -52,8 +52,7 @@ def ime_config(cfg: RunConfig, vocab: Vocab, confirmed: bool) -> RunConfig:
     cfg.model.vocab_size = NUM_CODES
     cfg.model.out_vocab_size = len(vocab)
     cfg.model.aux_vocab_size = len(vocab) + 1 if confirmed else 0
-    cfg.model.tie_embeddings = False
-    return cfg
+    return cfg  # tie_embeddings (default on) ties the output layer to the previous-word embedding
 
 
 def save_meta(run_dir: Path, vocab: Vocab, **meta) -> None:
@@ -267,7 +266,8 @@ def warm_start_from(lm_dir: Path, cfg: RunConfig, vocab: Vocab):
         pure["wpe"]["embedding"] = source["wpe"]["embedding"][: m.block_size]
         pure["aux_embed"]["embedding"] = np.asarray(pure["aux_embed"]["embedding"]).copy()
         pure["aux_embed"]["embedding"][: len(vocab)] = words
-        pure["head"]["kernel"] = words.T.copy()
+        if "head" in pure:  # untied; tied, the output layer is the aux embedding set above
+            pure["head"]["kernel"] = words.T.copy()
         nnx.replace_by_pure_dict(params, pure)
         return params
 

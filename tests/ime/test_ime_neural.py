@@ -101,6 +101,7 @@ def test_warm_start_refuses_a_mismatched_model(tmp_path, corpus_file, model_dir,
     code = main(["ime", "train", "--dataset", str(corpus_file), "--out", str(tmp_path / "x"), "--block-size", "8",
                  "--max-steps", "1", "--quiet", "--warm-start", str(model_dir), "--set", "n_embd=64", *TINY[:4]])
     assert code == 2 and "cannot warm-start" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_convert_and_eval_commands_take_a_transformer_dir(model_dir, corpus_file, capsys, tmp_path):
@@ -133,3 +134,15 @@ def test_ensemble_with_kn_ranks_only_words_of_the_code(model_dir, corpus_file):
         assert all(word_code(w) == codes[i] for w in ranked)
         scores = [s for _, s in single]
         assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--block-size", "0"], "block_size must be >= 1"), (["--max-steps", "-3"], "max_steps must be >= 1"),
+    (["--warm-start", "/nonexistent"], "not a run directory"), (["--set", "dropout=2"], "dropout must be"),
+    (["--preset", "huge"], "unknown preset"),
+])
+def test_bad_train_options_are_one_line_and_write_nothing(tmp_path, corpus_file, capsys, args, message):
+    assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(tmp_path / "m"), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+    assert not (tmp_path / "m").exists()

@@ -218,9 +218,10 @@ def train(corpus, run_dir: Path, cfg: RunConfig, confirmed: bool = True, restric
     if len(dev_words) <= cfg.model.block_size:
         raise UserError(f"corpus too small: the dev slice has {len(dev_words)} words, need more than "
                         f"block_size ({cfg.model.block_size})")
+    # checked before anything is written; a resumed run restores its own parameters instead
+    init = warm_start_from(warm_start, cfg, vocab) if warm_start and not resume else None
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.json")
-    init = warm_start_from(warm_start, cfg, vocab) if warm_start else None
     save_meta(run_dir, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted,
               warm_start=str(warm_start) if warm_start else None)
     return fit(run_dir, cfg, streams(vocab, fit_words, confirmed), streams(vocab, dev_words, confirmed), resume,

@@ -14,8 +14,8 @@ def train_command(args) -> int:
     from jax_llm.ime.words import load_corpus
 
     corpus = load_corpus(args.dataset, args.data_dir)
-    sets = [f"block_size={args.block_size}"] if args.block_size else []
-    sets += [f"max_steps={args.max_steps}"] if args.max_steps else []
+    sets = [f"block_size={args.block_size}"] if args.block_size is not None else []
+    sets += [f"max_steps={args.max_steps}"] if args.max_steps is not None else []
     if args.resume:
         if not (Path(args.out) / "config.json").is_file():
             raise UserError(f"{args.out}: nothing to resume (no config.json)")

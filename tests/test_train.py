@@ -74,17 +74,22 @@ def test_sigkill_then_resume_replays_the_same_losses(tmp_path, corpus, reference
         assert resumed[step] == pytest.approx(reference[step], rel=1e-5, abs=1e-6), step
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, corpus):
+@pytest.mark.parametrize("sig, at_step", [("INT", 20), ("INT", 13), ("TERM", 17)],
+                         ids=["on-a-checkpoint-step", "between-checkpoints", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, corpus, reference_run, sig, at_step):
+    """The signal is delivered at a chosen step (fault hook), so the race is forced, not hoped for."""
     out = tmp_path / "run"
-    proc = start_cli(tiny_args(corpus, out, 100000, "ckpt_interval=10", "eval_interval=100000"))
-    wait_for_checkpoint(out, 10, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "Traceback" not in err
-    steps = [int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit()]
-    assert max(steps) > 10 or steps == [10]
-    assert max(losses(out)) == max(steps)  # the checkpoint is the last step trained
+    r = run_cli(tiny_args(corpus, out, 40), env={**os.environ, "JAX_LLM_FAULT": f"{sig}@step:{at_step}"})
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr
+    steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps[-1] == at_step
+    assert max(losses(out)) == at_step  # the checkpoint is the last step trained
+    assert run_cli(tiny_args(corpus, out, 40) + ["--resume"]).returncode == 0
+    resumed, reference = losses(out), losses(reference_run)
+    assert sorted(resumed) == sorted(reference)
+    for step in reference:
+        assert resumed[step] == pytest.approx(reference[step], rel=1e-5, abs=1e-6), step
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, corpus):

@@ -19,7 +19,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from jax_llm import data, parallel
+from jax_llm import data, faults, parallel
 from jax_llm.checkpoint import Checkpoints, has_checkpoints
 from jax_llm.config import RunConfig, TrainConfig
 from jax_llm.errors import UserError
@@ -174,18 +174,22 @@ def full_val_loss(engine: Engine, val: data.Streams) -> float:
 
 
 class _StopRequest:
-    """Turns Ctrl-C into a flag checked between steps, so state is never half-updated."""
+    """Turns Ctrl-C (and SIGTERM, what SLURM and `kill` send) into a flag checked between steps, so state
+    is never half-updated."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
         self.requested = False
-        self._previous = signal.signal(signal.SIGINT, self._handler)
+        self._previous = [signal.signal(s, self._handler) for s in self.SIGNALS]
         return self
 
     def _handler(self, *_):
         self.requested = True
 
     def __exit__(self, *_):
-        signal.signal(signal.SIGINT, self._previous)
+        for s, previous in zip(self.SIGNALS, self._previous):
+            signal.signal(s, previous)
 
 
 def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, resume: bool,
@@ -257,6 +261,7 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
                         plot_losses(run_dir / "metrics.jsonl", run_dir / "loss.png")
                 if step % t.ckpt_interval == 0 or step == t.max_steps:
                     ckpts.save(step, engine.state)
+                faults.reached(f"step:{step}")
                 if parallel.any_process(stop.requested, every=t.log_interval, step=step):
                     break
             if pending:
@@ -264,7 +269,8 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
         finally:
             bar.close()
     if step < t.max_steps:  # stopped by Ctrl-C (on any process)
-        ckpts.save(step, engine.state)
+        if ckpts.latest_step() != step:  # the stop may fall on a step that was just checkpointed
+            ckpts.save(step, engine.state)
         ckpts.close()
         if main:
             print(f"interrupted: saved a checkpoint at step {step}; continue with --resume")

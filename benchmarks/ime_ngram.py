@@ -40,15 +40,15 @@ def main(names: list[str]) -> None:
         rows = []
         full = ngram.Backoff.train(corpus.train, vocab, 6)
         for n in range(1, 7):
-            rows.append(evaluate.evaluate(full.truncated(n), corpus, "backoff", str(n)))
+            rows.append(evaluate.score(full.truncated(n), corpus, "backoff", str(n)))
         t = time.perf_counter()
         kn = ngram.train_kn(corpus.train, vocab, log=lambda s: print(f"    {s}", file=sys.stderr))
         seconds = time.perf_counter() - t
         for context in ngram.CONTEXTS:
             m = kn.with_config(context=context)
             c = m.config
-            rows.append(evaluate.evaluate(m, corpus, f"kn {context}",
-                                          f"c{c.code_order}" + ("" if context == "codes" else f" w{c.word_order}")))
+            rows.append(evaluate.score(m, corpus, f"kn {context}",
+                                       f"c{c.code_order}" + ("" if context == "codes" else f" w{c.word_order}")))
         print(evaluate.table(rows, f"{name}: {corpus.n_train:,} train / {len(corpus.test):,} test words, "
                                    f"vocabulary from train ({len(vocab) - 1:,} words)"))
         codes = [word_code(w) for w in corpus.words]

@@ -117,7 +117,7 @@ def main() -> None:
         fresh = measure(u.hostname, u.port, bodies[: max(100, args.requests // 4)], keep_alive=False)
         print(summary("POST /api/predict, new connection", fresh))
         if not args.url:
-            from jax_llm.ime.predictor import load_predictor
+            from jax_llm.ime.predictor import load_predictor  # only here: --url measures a server without jax_llm
 
             predictor = load_predictor(args.model)
             own = []

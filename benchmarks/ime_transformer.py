@@ -24,12 +24,11 @@ from pathlib import Path
 
 import jax
 
-from jax_llm.config import make_config
 from jax_llm.ime import ngram, neural
 from jax_llm.ime.ensemble import Ensemble
 from jax_llm.ime.codes import word_code
-from jax_llm.ime.evaluate import Row, evaluate, table
-from jax_llm.ime.predictor import convert
+from jax_llm.ime.evaluate import Row, score, table
+from jax_llm.ime.predictor import convert_codes
 from jax_llm.ime.words import Vocab, load_corpus
 
 TOKENS_PER_STEP = 1024  # batch = TOKENS_PER_STEP / block, so every block size trains on as many positions
@@ -37,17 +36,17 @@ TOKENS_PER_STEP = 1024  # batch = TOKENS_PER_STEP / block, so every block size t
 
 def transformer(corpus, out: Path, block: int, steps: int, sets=(), **kw):
     rows = max(TOKENS_PER_STEP // block, 1)
-    cfg = make_config("ime-small", [f"block_size={block}", f"batch_size={rows}", f"max_steps={steps}",
-                                    f"eval_interval={steps}", f"ckpt_interval={steps}", *sets])
+    sets = [f"block_size={block}", f"batch_size={rows}", f"max_steps={steps}", f"eval_interval={steps}",
+            f"ckpt_interval={steps}", *sets]
     t = time.perf_counter()
-    neural.train(corpus, out, cfg, quiet=True, **kw)
+    neural.train(corpus, out, "ime-small", sets, quiet=True, **kw)
     return neural.TransformerPredictor(out), time.perf_counter() - t
 
 
 def own_context_accuracy(predictor, corpus, limit: int) -> float:
     """Top-1 on the first `limit` test words when each context word is the model's own top-1 choice."""
     test = corpus.test[:limit]
-    steps = convert([word_code(w) for w in test], predictor)
+    steps = convert_codes([word_code(w) for w in test], predictor)
     return sum(s.word == w for s, w in zip(steps, test)) / len(test)
 
 
@@ -62,23 +61,23 @@ def run_dataset(name: str, args, out: Path) -> list[Row]:
         print(f"  {row.model:<44} {row.order:>8}  test {row.test_acc:.3f}  top-5 {row.top5:.3f}{extra}", flush=True)
 
     kn = ngram.train("kn", corpus.train, vocab)
-    add(evaluate(ngram.train("backoff", corpus.train, vocab, 2), corpus, "backoff (published baseline)", "2",
-                 train_acc=args.train_acc))
-    add(evaluate(kn, corpus, "kn (confirmed words + cache)", "tuned", train_acc=args.train_acc))
+    add(score(ngram.train("backoff", corpus.train, vocab, 2), corpus, "backoff (published baseline)", "2",
+              train_acc=args.train_acc))
+    add(score(kn, corpus, "kn (confirmed words + cache)", "tuned", train_acc=args.train_acc))
 
     steps = args.steps
     for block in args.blocks:
         p, s = transformer(corpus, out / f"codes-b{block}", block, steps, confirmed=False)
-        add(evaluate(p, corpus, "transformer, codes only", f"b{block}", train_acc=args.train_acc), s)
+        add(score(p, corpus, "transformer, codes only", f"b{block}", train_acc=args.train_acc), s)
     best = args.best_block
     p, s = transformer(corpus, out / f"codes-unrestricted-b{best}", best, steps, confirmed=False, restricted=False)
-    add(evaluate(p, corpus, "transformer, codes only, unrestricted", f"b{best}", train_acc=args.train_acc), s)
+    add(score(p, corpus, "transformer, codes only, unrestricted", f"b{best}", train_acc=args.train_acc), s)
     p, s = transformer(corpus, out / f"confirmed-b{best}", best, 2 * steps)
-    add(evaluate(p, corpus, "transformer, confirmed words", f"b{best}", train_acc=args.train_acc), s)
+    add(score(p, corpus, "transformer, confirmed words", f"b{best}", train_acc=args.train_acc), s)
     own = own_context_accuracy(p, corpus, args.own_limit)
     print(f"  own predictions as context: top-1 {own:.3f} on the first {args.own_limit} test words", flush=True)
     rows[-1].__dict__["own_context_top1"] = own
-    add(evaluate(Ensemble(p, kn), corpus, "transformer x kn (product)", f"b{best}", train_acc=False))
+    add(score(Ensemble(p, kn), corpus, "transformer x kn (product)", f"b{best}", train_acc=False))
     if args.warm_start:
         words_dir, lm = out / "words", out / f"lm-b{best}"
         text, tok = neural.export_words(corpus, words_dir)
@@ -89,9 +88,9 @@ def run_dataset(name: str, args, out: Path) -> list[Row]:
                         "--set", "sample_tokens=0", "--set", f"eval_interval={2 * steps}"], check=True)
         lm_s = time.perf_counter() - t
         p, s = transformer(corpus, out / f"warm-b{best}", best, 2 * steps, warm_start=lm)
-        add(evaluate(p, corpus, "transformer, confirmed words, warm start", f"b{best}", train_acc=args.train_acc),
+        add(score(p, corpus, "transformer, confirmed words, warm start", f"b{best}", train_acc=args.train_acc),
             s + lm_s)
-        add(evaluate(Ensemble(p, kn), corpus, "transformer (warm) x kn (product)", f"b{best}", train_acc=False))
+        add(score(Ensemble(p, kn), corpus, "transformer (warm) x kn (product)", f"b{best}", train_acc=False))
     return rows
 
 

@@ -3,6 +3,7 @@ import pytest
 
 from jax_llm import data
 from jax_llm.errors import UserError
+from jax_llm.textfile import check_text_file
 
 
 def test_prepare_writes_memmap_and_reuses_it(tmp_path, data_dir):
@@ -66,7 +67,7 @@ def test_check_text_file_refuses_bad_files(tmp_path, content, message):
     elif content is not None:
         p.write_bytes(content)
     with pytest.raises(UserError, match=message):
-        data.check_text_file(p)
+        check_text_file(p)
 
 
 def test_too_short_corpus(tmp_path):

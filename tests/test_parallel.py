@@ -142,14 +142,14 @@ def worker_train(d: Path, name: str, fsdp: bool) -> None:
     if name == "one":
         np.savez(d / "initial.npz", **flat(parallel.to_host(build_engine(cfg).state["params"])))
     (d / name).mkdir()
-    summary = fit(d / name, cfg, train, val, resume=False, quiet=True)
-    engine = summary["engine"]
+    result = fit(d / name, cfg, train, val, resume=False, quiet=True)
+    engine = result.engine
     state = engine.state
     leaves = jax.tree.leaves(state)
     batch = parallel.to_global(engine.mesh, data.gather(train, np.zeros((2, engine.rows), int), 32), batch_dim=1)
     hlo = engine.train_step.lower(state, batch, jax.random.key(0)).compile().as_text() if engine.mesh.size > 1 else ""
     info = {
-        "devices": jax.device_count(), "global_rows": engine.rows, "loss": summary["last_loss"],
+        "devices": jax.device_count(), "global_rows": engine.rows, "loss": result.last_loss,
         "param_specs": {k: list(x.sharding.spec) for k, x in
                         zip(flat(state["params"]), jax.tree.leaves(state["params"]))},
         "device0_bytes": sum(x.addressable_shards[0].data.nbytes for x in leaves),

@@ -1,6 +1,7 @@
 """Training through the real CLI: loss goes down, resume replays the same losses, bad input is refused."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -115,7 +116,7 @@ def write(tmp_path, name, content):
     ("block", "block_size must be >= 1"), ("lr", "learning_rate must be > 0"), ("badvalue", "is not a int"),
 ])
 def test_bad_input_is_one_line_and_keeps_checkpoints(tmp_path, corpus, reference_run, capsys, case, expected):
-    text, extra = corpus, []
+    text = corpus
     if case in ("missing", "directory", "empty", "binary", "latin1", "short"):
         text = {"missing": tmp_path / "nope.txt", "directory": tmp_path,
                 "empty": write(tmp_path, "e.txt", b""), "binary": write(tmp_path, "b.bin", bytes(range(256)) * 4),
@@ -151,3 +152,38 @@ def test_generate_from_run_directory(reference_run):
     assert r.stdout.startswith("ROMEO:") and len(r.stdout.rstrip("\n")) >= len("ROMEO:") + 10
     bad = run_cli(["generate", str(reference_run), "--top-p", "0"])
     assert bad.returncode == 2 and "top-p" in bad.stderr
+
+
+def snapshot(run_dir):
+    """Every file of a run directory with its bytes, to show that a refusal changed nothing."""
+    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("args, setting", [
+    (["--set", "n_embd=64"], "n_embd"), (["--set", "block_size=16"], "block_size"),
+    (["--tokenizer", "bpe"], "tokenizer"), (["--set", "val_fraction=0.2"], "val_fraction"),
+])
+def test_resume_refuses_settings_that_cannot_continue_the_run(reference_run, corpus, capsys, args, setting):
+    before = snapshot(reference_run)
+    assert main(tiny_args(corpus, reference_run, 40) + args + ["--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{setting}=" in err, err
+    assert snapshot(reference_run) == before
+
+
+def test_resume_on_another_text_is_refused(reference_run, tmp_path, data_dir, capsys):
+    other = cut_corpus(data_dir, tmp_path / "other.txt", 50_000)
+    before = snapshot(reference_run)
+    assert main(tiny_args(other, reference_run, 40) + ["--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "trained on" in err, err
+    assert snapshot(reference_run) == before
+
+
+def test_resume_accepts_a_new_learning_rate_and_more_steps(reference_run, corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    assert main(tiny_args(corpus, run, 45, "learning_rate=5e-4", "eval_interval=5") + ["--resume"]) == 0
+    assert "stretches the cosine" in capsys.readouterr().err  # max_steps 40 -> 45 moves the schedule: said
+    assert sorted(losses(run)) == list(range(1, 46))
+    assert json.loads((run / "config.json").read_text())["train"]["learning_rate"] == 5e-4

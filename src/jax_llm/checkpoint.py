@@ -32,7 +32,3 @@ class Checkpoints:
     def close(self) -> None:
         self.manager.close()
 
-
-def has_checkpoints(run_dir: Path) -> bool:
-    d = Path(run_dir) / "checkpoints"
-    return d.is_dir() and any(p.name.isdigit() for p in d.iterdir())

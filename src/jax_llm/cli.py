@@ -11,22 +11,17 @@ from jax_llm.errors import UserError
 
 
 def cmd_train(args) -> int:
-    from jax_llm.config import RunConfig, apply_overrides, make_config
+    from jax_llm.datasets import text_path
     from jax_llm.parallel import start_distributed
     from jax_llm.pretrain import pretrain
+    from jax_llm.rundir import RunDir, resolve_config
 
     start_distributed(args.coordinator, args.num_processes, args.process_id, args.init_timeout, args.heartbeat_timeout)
     flags = [f"{k}={v}" for k, v in (("tokenizer", args.tokenizer), ("bpe_vocab_size", args.vocab_size),
                                       ("max_steps", args.max_steps)) if v is not None]
-    if args.resume:
-        config_path = Path(args.out) / "config.json"
-        if not config_path.is_file():
-            raise UserError(f"{args.out}: nothing to resume (no config.json); drop --resume to start a new run")
-        cfg = RunConfig.load(config_path)
-        apply_overrides(cfg, flags + args.set)
-    else:
-        cfg = make_config(args.preset, flags + args.set)
-    pretrain(Path(args.text_file), Path(args.out), cfg, resume=args.resume, quiet=args.quiet)
+    run = RunDir(args.out)
+    cfg = resolve_config(run, args.resume, args.preset, flags + args.set)
+    pretrain(text_path(args.text_file), run.path, cfg, resume=args.resume, quiet=args.quiet)
     return 0
 
 
@@ -55,6 +50,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jax_llm.datasets import DATASETS
     from jax_llm.ime import cli as ime_cli
 
     parser = argparse.ArgumentParser(prog="jax-llm", description=__doc__,
@@ -62,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="train a tokenizer and a GPT on one text file")
-    p.add_argument("text_file", help="UTF-8 text file (any language)")
+    p.add_argument("text_file", help=f"UTF-8 text file (any language), or a named dataset, downloaded once and "
+                                     f"checked by sha256: {', '.join(DATASETS)}")
     p.add_argument("--out", required=True, help="run directory (config, tokenizer, checkpoints, metrics)")
     p.add_argument("--preset", help="tiny | baby | shakespeare-char | gpt-80m | gpt2-124m")
     p.add_argument("--tokenizer", help="bpe (default), char, or a tokenizer.json path")

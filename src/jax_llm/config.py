@@ -76,14 +76,29 @@ class RunConfig:
     def save(self, path: Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
 
+    def get(self, key: str):
+        return getattr(self._section_of(key), key)
+
+    def differences(self, other: "RunConfig") -> list[tuple[str, object, object]]:
+        """(key, value here, value in `other`) for every key whose values differ."""
+        return [(f.name, getattr(a, f.name), getattr(b, f.name))
+                for a, b in zip(self._sections(), other._sections())
+                for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+
+    def _sections(self):
+        return self.model, self.train, self.data
+
+    def _section_of(self, key: str):
+        for section in self._sections():
+            if key in {f.name for f in dataclasses.fields(section)}:
+                return section
+        raise UserError(f"unknown config key '{key}' (see `jax-llm presets` for the keys)")
+
     def set(self, key: str, value) -> None:
         """Set one key in whichever section holds it, converting a string to the field's type."""
-        for section in (self.model, self.train, self.data):
-            if key in {f.name for f in dataclasses.fields(section)}:
-                old = getattr(section, key)
-                setattr(section, key, _convert(key, value, type(old)) if isinstance(value, str) else value)
-                return
-        raise UserError(f"unknown config key '{key}' (see `jax-llm presets` for the keys)")
+        section = self._section_of(key)
+        old = getattr(section, key)
+        setattr(section, key, _convert(key, value, type(old)) if isinstance(value, str) else value)
 
     def validate(self) -> None:
         m, t, d = self.model, self.train, self.data
@@ -156,7 +171,7 @@ PRESETS: dict[str, dict] = {
 
 
 def make_config(preset: str | None, overrides: list[str] = ()) -> RunConfig:
-    """Defaults, then the preset, then each `key=value` override; validated."""
+    """Defaults, then the preset, then each `key=value` override (not validated: `validate` is)."""
     cfg = RunConfig()
     if preset is not None:
         if preset not in PRESETS:

@@ -5,7 +5,6 @@ position i of `targets`. For language modelling the targets are the tokens shift
 input method they are the word ids of the codes. The trainer only ever sees windows of these streams.
 """
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,37 +13,10 @@ import numpy as np
 
 from jax_llm import tokenizer as tokenizers
 from jax_llm.errors import UserError
+from jax_llm.rundir import RunDir
+from jax_llm.textfile import sha256_of
 
 IGNORE = -1  # a target that is not scored (padding of the last eval window)
-
-
-def check_text_file(path: Path) -> None:
-    """Refuse, with one line, anything that is not a non-empty UTF-8 text file."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, expected a text file")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: file is empty")
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    if b"\x00" in head:
-        raise UserError(f"{path}: looks like a binary file (contains NUL bytes), expected UTF-8 text")
-    try:
-        with open(path, encoding="utf-8") as f:
-            while f.read(1 << 22):
-                pass
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not valid UTF-8 (byte offset {e.start} of a chunk); convert it to UTF-8 first") from None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -53,26 +25,32 @@ class Corpus:
     n_train: int  # tokens[:n_train] is train, the rest val
 
 
-def prepare(text_path: Path, run_dir: Path, tokenizer_spec: str, bpe_vocab_size: int, val_fraction: float):
-    """Tokenizer and token file in `run_dir`, reused when the same file and tokenizer were prepared before."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tok_path, bin_path, meta_path = run_dir / "tokenizer.json", run_dir / "tokens.bin", run_dir / "tokens.json"
-    source_sha = file_sha256(text_path)
-    if tok_path.exists() and meta_path.exists() and bin_path.exists():
-        meta = json.loads(meta_path.read_text())
+def prepare(text_path: Path, run_dir: Path, tokenizer_spec: str, bpe_vocab_size: int, val_fraction: float,
+            resume: bool = False):
+    """Tokenizer and token file in `run_dir`, reused when the same file and tokenizer were prepared before.
+
+    A resumed run must find them: it is refused, with nothing rewritten, when the text is another one.
+    """
+    run = RunDir(run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    source_sha = sha256_of(text_path)
+    if run.tokenizer.exists() and run.tokens_meta.exists() and run.tokens.exists():
+        meta = json.loads(run.tokens_meta.read_text())
         if meta["source_sha256"] == source_sha and meta["tokenizer_spec"] == tokenizer_spec:
-            tok = tokenizers.load(tok_path)
-            return tok, _open(bin_path, meta, val_fraction)
+            return tokenizers.load(run.tokenizer), _open(run.tokens, meta, val_fraction)
+        if resume:
+            raise UserError(f"cannot resume {run.path}: it was trained on {meta['source']} (sha256 "
+                            f"{meta['source_sha256'][:12]}...), not on {text_path} (sha256 {source_sha[:12]}...)")
     tok = tokenizers.build_tokenizer(tokenizer_spec, text_path, bpe_vocab_size)
     ids = tokenizers.encode_file(tok, text_path)
-    tmp = bin_path.with_suffix(".tmp")
+    tmp = run.tokens.with_suffix(".tmp")
     ids.tofile(tmp)
-    tmp.replace(bin_path)
-    tok.save(str(tok_path))
+    tmp.replace(run.tokens)
+    tok.save(str(run.tokenizer))
     meta = dict(source=str(text_path), source_sha256=source_sha, tokenizer_spec=tokenizer_spec,
                 vocab_size=tok.get_vocab_size(), n_tokens=int(ids.size), dtype=np.dtype(ids.dtype).name)
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    return tok, _open(bin_path, meta, val_fraction)
+    run.tokens_meta.write_text(json.dumps(meta, indent=2) + "\n")
+    return tok, _open(run.tokens, meta, val_fraction)
 
 
 def _open(bin_path: Path, meta: dict, val_fraction: float) -> Corpus:

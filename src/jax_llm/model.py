@@ -5,7 +5,7 @@ an optional second input stream (`aux`, e.g. the previous confirmed word) is add
 Dropout takes an explicit key, so a training step is a pure function of (params, batch, key).
 Decoding uses a fixed-size KV cache: one call per new token, each attending over the cache.
 
-Two details exist only for speed on XLA:CPU (see "Speed on CPU" in the README): linear layers have a
+Two details exist only for speed on XLA:CPU (see docs/performance.md): linear layers have a
 hand-written backward pass (`dense`), and GELU is written with `erf` rather than `jax.nn.gelu`'s `erfc`.
 Both compute the same function and gradients as the textbook forms, to float rounding
 (tests/test_model_speedups.py checks it).
@@ -166,9 +166,5 @@ def init_cache(cfg: ModelConfig, batch: int, dtype=jnp.float32) -> list[list[jax
     return [[jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)] for _ in range(cfg.n_layer)]
 
 
-def count_params(model: nnx.Module, non_embedding: bool = False) -> int:
-    params = nnx.state(model, nnx.Param)
-    total = sum(x.size for x in jax.tree.leaves(params))
-    if non_embedding:
-        total -= model.wpe.embedding[...].size
-    return total
+def count_params(model: nnx.Module) -> int:
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))

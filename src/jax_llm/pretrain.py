@@ -1,74 +1,66 @@
-"""The language-modelling job: a text file in, a run directory out; and loading a run back.
+"""The language-modelling job: a text file in, a trained run directory out; and loading a run back."""
 
-A run directory holds everything `generate` needs: config.json, tokenizer.json, checkpoints/,
-plus tokens.bin (the prepared corpus), metrics.jsonl and loss.png.
-"""
-
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 from flax import nnx
 
 from jax_llm import data, parallel, tokenizer
-from jax_llm.checkpoint import Checkpoints
 from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
 from jax_llm.model import GPT, count_params
+from jax_llm.rundir import RunDir
 from jax_llm.sample import generate
-from jax_llm.train import build_engine, fit, full_val_loss, prepare_run_dir
+from jax_llm.textfile import check_text_file
+from jax_llm.train import FitResult, fit, full_val_loss, load_model
 
 
-def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet: bool = False) -> dict:
-    text_path, run_dir = Path(text_path), Path(run_dir)
-    prepare_run_dir(run_dir, resume)
-    data.check_text_file(text_path)
-    cfg.validate()
-    d = cfg.data
+@dataclass
+class Pretrained:
+    fit: FitResult
+    final_val_loss: float  # over the whole val split
+    sample: str | None  # `sample_tokens` generated after training
+
+
+def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet: bool = False) -> Pretrained:
+    """`cfg` comes from `rundir.resolve_config`; its vocabulary size is set here, from the tokenizer."""
+    text_path, run = Path(text_path), RunDir(run_dir)
+    check_text_file(text_path)
     main = parallel.is_main_process()
     if not main:  # process 0 prepares the run directory first; the others then reuse its files
         parallel.sync("prepare")
-    tok, corpus = data.prepare(text_path, run_dir, d.tokenizer, d.bpe_vocab_size, d.val_fraction)
+    tok, corpus = data.prepare(text_path, run.path, cfg.data.tokenizer, cfg.data.bpe_vocab_size,
+                               cfg.data.val_fraction, resume=resume)
     if main:
         parallel.sync("prepare")
-    cfg.model.vocab_size = tok.get_vocab_size()
+    if resume and cfg.model.vocab_size != tok.get_vocab_size():
+        raise UserError(f"cannot resume {run.path}: its model has vocab_size {cfg.model.vocab_size}, its "
+                        f"tokenizer {tok.get_vocab_size()}")
+    cfg.model.vocab_size = tok.get_vocab_size()  # the one size that follows from the tokenizer
     train, val = data.lm_splits(corpus, cfg.model.block_size)
     if main:
-        cfg.save(run_dir / "config.json")
+        cfg.save(run.config)
         n_params = count_params(nnx.eval_shape(lambda: GPT(cfg.model, nnx.Rngs(0))))
         print(f"{len(corpus.tokens):,} tokens ({len(train):,} train, {len(val):,} val), vocab {cfg.model.vocab_size}, "
               f"{n_params / 1e6:.2f}M parameters, {jax.device_count()} device(s)")
-    summary = fit(run_dir, cfg, train, val, resume, quiet=quiet)
-    engine = summary.pop("engine")
-    summary["final_val_loss"] = full_val_loss(engine, val)
+    result = fit(run.path, cfg, train, val, resume, quiet=quiet)
+    engine = result.engine
+    final_val_loss = full_val_loss(engine, val)
     params = parallel.to_host(engine.state["params"]) if cfg.train.sample_tokens else None  # all processes
+    sample = None
     if main:
-        print(f"val loss over the whole val split: {summary['final_val_loss']:.4f}")
+        print(f"val loss over the whole val split: {final_val_loss:.4f}")
         if cfg.train.sample_tokens:
             model = nnx.merge(engine.graphdef, params)
             prompt = tok.encode("\n").ids or [0]
             ids = generate(model, prompt, cfg.train.sample_tokens, temperature=0.8, top_k=200, seed=cfg.train.seed)
-            summary["sample"] = tok.decode(ids[len(prompt):])
-            print("sample:\n" + summary["sample"])
-    return summary
-
-
-def load_model(run_dir: Path):
-    """(config, model with the latest checkpoint's parameters, step) of any run directory."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a run directory (no config.json)")
-    cfg = RunConfig.load(run_dir / "config.json")
-    ckpts = Checkpoints(run_dir / "checkpoints", cfg.train.keep_checkpoints)
-    step = ckpts.latest_step()
-    if step is None:
-        raise UserError(f"{run_dir}: no checkpoint yet")
-    engine = build_engine(cfg)
-    state = ckpts.restore(step, engine.state)
-    ckpts.close()
-    return cfg, nnx.merge(engine.graphdef, parallel.to_host(state["params"])), step
+            sample = tok.decode(ids[len(prompt):])
+            print("sample:\n" + sample)
+    return Pretrained(result, final_val_loss, sample)
 
 
 def load_run(run_dir: Path):
     """(config, tokenizer, model, step) of a language-model run directory."""
     cfg, model, step = load_model(run_dir)
-    return cfg, tokenizer.load(Path(run_dir) / "tokenizer.json"), model, step
+    return cfg, tokenizer.load(RunDir(run_dir).tokenizer), model, step

@@ -37,9 +37,16 @@ _pick = jax.jit(pick, static_argnums=(2, 3, 4))
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _prefill(graphdef, params, tokens, cache):
-    model = nnx.merge(graphdef, params)
-    logits = model(tokens, cache=cache, pos=0)
+def prefill(graphdef, params, inputs, aux, cache, last):
+    """Positions 0.. of `inputs` (1, T) (and `aux`, or None) into an empty cache; the logits at `last`."""
+    logits = nnx.merge(graphdef, params)(inputs, aux, cache=cache, pos=0)
+    return logits[0, last], cache
+
+
+@partial(jax.jit, static_argnums=(0,), donate_argnums=(4,))
+def extend(graphdef, params, inputs, aux, cache, pos):
+    """One more position (1, 1) into the cache at `pos`; its logits. The old cache is donated."""
+    logits = nnx.merge(graphdef, params)(inputs, aux, cache=cache, pos=pos)
     return logits[0, -1], cache
 
 
@@ -89,7 +96,7 @@ def generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: fl
         elif cache is None or pos >= block:  # (re)build the cache from the last block (half block when full)
             context = tokens[-(block // 2 if cache is not None else block):]
             cache = init_cache(model.cfg, 1)
-            logits, cache = _prefill(graphdef, params, jnp.asarray([context], jnp.int32), cache)
+            logits, cache = prefill(graphdef, params, jnp.asarray([context], jnp.int32), None, cache, len(context) - 1)
             pos = len(context)
         else:  # as many tokens as fit in the cache, in one call
             n = min(max_new_tokens - i, block - pos)

@@ -1,9 +1,9 @@
 """The training engine: one jit-compiled step over pure state, periodic eval, checkpoints, resume.
 
 `fit` does not know which job it runs: it takes aligned train/val `Streams` and a config. The
-language-modelling job (`train_lm`) prepares streams from a text file and calls it; so does the
-input method. Step s uses the batch and dropout key derived from (seed, s), so a resumed run
-replays an uninterrupted one step for step.
+language-modelling job (`pretrain`) prepares streams from a text file and calls it; so does the
+input method (`ime.neural.train`). Step s uses the batch and dropout key derived from (seed, s), so a
+resumed run replays an uninterrupted one step for step.
 """
 
 import math
@@ -20,10 +20,11 @@ from flax import nnx
 from tqdm import tqdm
 
 from jax_llm import data, faults, parallel
-from jax_llm.checkpoint import Checkpoints, has_checkpoints
+from jax_llm.checkpoint import Checkpoints
 from jax_llm.config import RunConfig, TrainConfig
 from jax_llm.errors import UserError
 from jax_llm.metrics import MetricsLog, plot_losses
+from jax_llm.rundir import RunDir
 from jax_llm.model import GPT
 
 
@@ -149,7 +150,7 @@ def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, restrict
     return Engine(cfg, mesh, graphdef, state, shardings, train_step, eval_step)
 
 
-def evaluate(engine: Engine, params, batches) -> float:
+def mean_loss(engine: Engine, params, batches) -> float:
     """Mean loss over the given host-local batches (each process passes its own rows)."""
     total, count = 0.0, 0
     for local in batches:
@@ -163,19 +164,19 @@ def estimate_val_loss(engine: Engine, val: data.Streams) -> float:
     rows = engine.local_rows
     batches = (data.gather(val, data.random_starts(val, block, t.seed + 1, i, (engine.rows,))[rows], block)
                for i in range(t.eval_batches))
-    return evaluate(engine, engine.state["params"], batches)
+    return mean_loss(engine, engine.state["params"], batches)
 
 
 def full_val_loss(engine: Engine, val: data.Streams) -> float:
     rows = engine.local_rows
     batches = ({k: v[rows] for k, v in b.items()}
                for b in data.sequential_windows(val, engine.cfg.model.block_size, engine.rows))
-    return evaluate(engine, engine.state["params"], batches)
+    return mean_loss(engine, engine.state["params"], batches)
 
 
 class _StopRequest:
-    """Turns Ctrl-C (and SIGTERM, what SLURM and `kill` send) into a flag checked between steps, so state
-    is never half-updated."""
+    """Turns Ctrl-C (and SIGTERM, what SLURM and `kill` send) into a flag checked between steps, so
+    state is never half-updated."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -192,95 +193,151 @@ class _StopRequest:
             signal.signal(s, previous)
 
 
-def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, resume: bool,
-        quiet: bool = False, restrict=None, warm_start=None) -> dict:
-    """Train on aligned streams; returns a summary. Checkpoints, metrics and plot go to `run_dir`.
+class LossReader:
+    """Reads each step's loss one step late, so that the host dispatches the next step while the device
+    runs this one; times the steps, logs the losses, moves the progress bar.
 
-    `warm_start(params) -> params`, if given, replaces freshly initialised parameters (not on resume).
+    A step's period is the time between two loss reads, or from its dispatch when that came later (an
+    eval or a checkpoint in between is not a step).
     """
-    t, block = cfg.train, cfg.model.block_size
-    main = parallel.is_main_process()
-    engine = build_engine(cfg, restrict=restrict)
-    ckpts = Checkpoints(run_dir / "checkpoints", t.keep_checkpoints)
-    start = 0
-    if resume:
-        start = ckpts.latest_step() or 0
-        if start:
-            engine.state = ckpts.restore(start, engine.state)
-    if not start and warm_start is not None:
-        params = jax.device_put(warm_start(jax.device_get(engine.state["params"])), engine.shardings["params"])
-        engine.state = {"params": params, "opt": engine.state["opt"]}
-    log = MetricsLog(run_dir / "metrics.jsonl", start) if main else None
-    tokens_per_step = t.grad_accum * engine.rows * block
-    rows = engine.local_rows
-    key = jax.random.key(t.seed)
-    bar = tqdm(total=t.max_steps, initial=start, disable=quiet or not main, unit="step", dynamic_ncols=True,
-               mininterval=1.0)
-    summary = {"start_step": start, "tokens_per_step": tokens_per_step}
-    step_times: list[float] = []
-    pending = None  # (step, loss array, dispatch time): read one step late so dispatch runs ahead
-    last_read = None  # a step's period is the time between two loss reads (dispatch overlaps the step before)
 
-    def finish(step, loss, dispatched):
-        nonlocal last_read
+    def __init__(self, run: RunDir, cfg: RunConfig, start: int, tokens_per_step: int, show_bar: bool,
+                 checkpoints: Checkpoints):
+        self.cfg, self.start, self.tokens_per_step, self.checkpoints = cfg, start, tokens_per_step, checkpoints
+        self.log = MetricsLog(run.metrics, start) if parallel.is_main_process() else None
+        self.bar = tqdm(total=cfg.train.max_steps, initial=start, disable=not show_bar, unit="step",
+                        dynamic_ncols=True, mininterval=1.0)
+        self.pending = None  # (step, loss array, dispatch time)
+        self.periods: list[float] = []
+        self.last_read = None
+        self.last_loss = None
+
+    def put(self, step: int, loss, dispatched: float) -> None:
+        self.flush()
+        self.pending = (step, loss, dispatched)
+
+    def flush(self) -> None:
+        """Read the pending loss (wait for its step to finish)."""
+        if self.pending is None:
+            return
+        step, loss, dispatched = self.pending
+        self.pending = None
         loss = float(loss)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss} at step {step}; stopped, the last good checkpoint "
-                                f"(step {ckpts.latest_step() or 'none'}) is kept. Try a lower learning_rate")
+                                f"(step {self.checkpoints.latest_step() or 'none'}) is kept. Try a lower learning_rate")
         now = time.perf_counter()
-        if step > start + 1 and last_read is not None:
-            step_times.append(now - max(last_read, dispatched))  # max: an eval pause is not a step
-        last_read = now
-        if main:
-            tps = tokens_per_step / step_times[-1] if step_times else 0.0
-            bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}")
-            bar.update(1)
-            if step % t.log_interval == 0 or step == t.max_steps or step == start + 1:
-                log.write(step=step, loss=loss, lr=float(make_lr(t)(step - 1)), tokens_per_s=round(tps, 1))
-        return loss
+        if step > self.start + 1 and self.last_read is not None:
+            self.periods.append(now - max(self.last_read, dispatched))
+        self.last_read, self.last_loss = now, loss
+        if self.log is None:
+            return
+        t = self.cfg.train
+        tps = self.tokens_per_step / self.periods[-1] if self.periods else 0.0
+        self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}")
+        self.bar.update(1)
+        if step % t.log_interval == 0 or step == t.max_steps or step == self.start + 1:
+            self.log.write(step=step, loss=loss, lr=float(make_lr(t)(step - 1)), tokens_per_s=round(tps, 1))
 
+    def median_period(self) -> float | None:
+        return float(np.median(self.periods)) if self.periods else None
+
+
+@dataclass
+class FitResult:
+    engine: Engine  # holds the trained state
+    start_step: int  # 0, or the checkpoint a resumed run started from
+    step: int  # the last step trained
+    tokens_per_step: int
+    last_loss: float | None
+    val_loss: float | None  # the last periodic estimate
+    ms_per_step_median: float | None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.ms_per_step_median and self.tokens_per_step / self.ms_per_step_median * 1000
+
+
+def restore_or_initialise(engine: Engine, checkpoints: Checkpoints, resume: bool, warm_start=None) -> int:
+    """The step to start from: the latest checkpoint's on a resume, else 0, with the fresh parameters
+    replaced by `warm_start(params)` when given."""
+    start = (checkpoints.latest_step() or 0) if resume else 0
+    if start:
+        engine.state = checkpoints.restore(start, engine.state)
+    elif warm_start is not None:
+        params = jax.device_put(warm_start(jax.device_get(engine.state["params"])), engine.shardings["params"])
+        engine.state = {"params": params, "opt": engine.state["opt"]}
+    return start
+
+
+def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, resume: bool,
+        quiet: bool = False, restrict=None, warm_start=None) -> FitResult:
+    """Train on aligned streams. Checkpoints, metrics and the loss plot go to `run_dir`.
+
+    `warm_start(params) -> params`, if given, replaces freshly initialised parameters (not on resume).
+    """
+    run, t, block = RunDir(run_dir), cfg.train, cfg.model.block_size
+    engine = build_engine(cfg, restrict=restrict)
+    checkpoints = Checkpoints(run.checkpoints, t.keep_checkpoints)
+    start = restore_or_initialise(engine, checkpoints, resume, warm_start)
+    tokens_per_step = t.grad_accum * engine.rows * block
+    losses = LossReader(run, cfg, start, tokens_per_step, not quiet and parallel.is_main_process(), checkpoints)
+    rows, key, val_loss = engine.local_rows, jax.random.key(t.seed), None
     step = start
     with _StopRequest() as stop:
         try:
             for step in range(start + 1, t.max_steps + 1):
+                # this process's rows of step `step`'s batch, a function of (seed, step)
                 starts = data.random_starts(train, block, t.seed, step, (t.grad_accum, engine.rows))
                 batch = parallel.to_global(engine.mesh, data.gather(train, starts[:, rows], block), batch_dim=1)
                 dispatched = time.perf_counter()
                 engine.state, loss = engine.train_step(engine.state, batch, jax.random.fold_in(key, step))
-                if pending:
-                    summary["last_loss"] = finish(*pending)
-                pending = (step, loss, dispatched)
-                if step % t.eval_interval == 0 or step == t.max_steps:
-                    summary["last_loss"] = finish(*pending)
-                    pending = None
-                    v = estimate_val_loss(engine, val)
-                    summary["val_loss"] = v
-                    if main:
-                        log.write(step=step, val_loss=v)
-                        bar.write(f"step {step}: val loss {v:.4f}")
-                        plot_losses(run_dir / "metrics.jsonl", run_dir / "loss.png")
-                if step % t.ckpt_interval == 0 or step == t.max_steps:
-                    ckpts.save(step, engine.state)
+                losses.put(step, loss, dispatched)  # reads the previous step's loss
+                last = step == t.max_steps
+                if step % t.eval_interval == 0 or last:
+                    losses.flush()
+                    val_loss = estimate_val_loss(engine, val)
+                    _report_val(run, losses, step, val_loss)
+                if step % t.ckpt_interval == 0 or last:
+                    checkpoints.save(step, engine.state)
                 faults.reached(f"step:{step}")
                 if parallel.any_process(stop.requested, every=t.log_interval, step=step):
                     break
-            if pending:
-                summary["last_loss"] = finish(*pending)
+            losses.flush()
         finally:
-            bar.close()
-    if step < t.max_steps:  # stopped by Ctrl-C (on any process)
-        if ckpts.latest_step() != step:  # the stop may fall on a step that was just checkpointed
-            ckpts.save(step, engine.state)
-        ckpts.close()
-        if main:
+            losses.bar.close()
+    if step < t.max_steps:  # stopped by Ctrl-C or SIGTERM (on any process)
+        if checkpoints.latest_step() != step:  # the stop may fall on a step that was just checkpointed
+            checkpoints.save(step, engine.state)
+        checkpoints.close()
+        if parallel.is_main_process():
             print(f"interrupted: saved a checkpoint at step {step}; continue with --resume")
         raise KeyboardInterrupt
-    ckpts.close()
-    summary.update(step=step, engine=engine)
-    if step_times:
-        summary["ms_per_step_median"] = 1000 * float(np.median(step_times))
-        summary["tokens_per_s"] = tokens_per_step / float(np.median(step_times))
-    return summary
+    checkpoints.close()
+    median = losses.median_period()
+    return FitResult(engine, start, step, tokens_per_step, losses.last_loss, val_loss,
+                     median and 1000 * median)
+
+
+def _report_val(run: RunDir, losses: LossReader, step: int, val_loss: float) -> None:
+    if losses.log is not None:
+        losses.log.write(step=step, val_loss=val_loss)
+        losses.bar.write(f"step {step}: val loss {val_loss:.4f}")
+        plot_losses(run.metrics, run.loss_plot)
+
+
+def load_model(run_dir: Path):
+    """(config, model with the latest checkpoint's parameters, step) of any run directory."""
+    run = RunDir(run_dir)
+    cfg = run.load_config()
+    checkpoints = Checkpoints(run.checkpoints, cfg.train.keep_checkpoints)
+    step = checkpoints.latest_step()
+    if step is None:
+        raise UserError(f"{run.path}: no checkpoint yet")
+    engine = build_engine(cfg)
+    state = checkpoints.restore(step, engine.state)
+    checkpoints.close()
+    return cfg, nnx.merge(engine.graphdef, parallel.to_host(state["params"])), step
 
 
 def make_lr(t: TrainConfig):
@@ -289,13 +346,3 @@ def make_lr(t: TrainConfig):
     # nanoGPT's warmup: lr * (step + 1) / (warmup + 1)
     return optax.warmup_cosine_decay_schedule(t.learning_rate / (t.warmup_steps + 1), t.learning_rate,
                                               t.warmup_steps, decay_steps, t.min_lr)
-
-
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse to start a fresh run over checkpoints; refuse to resume a run that has none."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir}: exists and is not a directory")
-    if resume and not (run_dir / "config.json").exists():
-        raise UserError(f"{run_dir}: nothing to resume (no config.json); drop --resume to start a new run")
-    if not resume and has_checkpoints(run_dir):
-        raise UserError(f"{run_dir}: already holds checkpoints; pass --resume to continue it, or choose another --out")

@@ -2,7 +2,8 @@ import pytest
 
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import CODES, NUM_CODES, code_id, normalize, parse_codes, word_code
-from jax_llm.ime.predictor import Predictor, convert, placeholder
+from jax_llm.ime.predictor import Predictor, placeholder
+from jax_llm.ime.predictor import convert_codes as convert
 
 
 def test_normalize_follows_the_study():

@@ -11,9 +11,10 @@ from flax import nnx
 from jax_llm.cli import main
 from jax_llm.ime import neural
 from jax_llm.ime.codes import CODE_IDS, normalize, word_code
-from jax_llm.ime.words import Corpus, Vocab
+from jax_llm.ime.words import Vocab
+from jax_llm.ime.words import WordCorpus as Corpus
 from jax_llm.metrics import read_metrics
-from jax_llm.train import cross_entropy
+from jax_llm.train import cross_entropy, load_model
 
 TINY = ["--set", "n_layer=2", "--set", "n_head=2", "--set", "n_embd=32", "--set", "batch_size=8",
         "--set", "eval_interval=30", "--set", "eval_batches=2", "--set", "log_interval=1", "--set", "warmup_steps=5"]
@@ -86,8 +87,8 @@ def test_warm_start_from_a_word_language_model(tmp_path, corpus_file):
     assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(ime), "--block-size", "8",
                  "--max-steps", "1", "--quiet", "--warm-start", str(lm), "--set", "learning_rate=1e-9",
                  "--set", "min_lr=0", *TINY]) == 0
-    _, lm_model = neural.load_model(lm)
-    _, ime_model = neural.load_model(ime)
+    _, lm_model, _ = load_model(lm)
+    _, ime_model, _ = load_model(ime)
     lm_wte = np.asarray(lm_model.wte.embedding[...])
     assert ime_model.head is None  # tied: the output layer is the previous-word embedding, set from the LM
     np.testing.assert_allclose(np.asarray(ime_model.aux_embed.embedding[...])[: len(lm_wte)], lm_wte, atol=1e-6)

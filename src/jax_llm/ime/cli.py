@@ -23,7 +23,6 @@ def add_parser(subparsers) -> None:
     type_session.add_parser(ime_sub)  # jax-llm ime type: as-you-type terminal / pipe
     serve.add_parser(ime_sub)  # jax-llm ime serve: web page and JSON API
     neural_cli.add_parser(ime_sub)  # jax-llm ime train / export-words: the Transformer
-    del ime_sub  # subcommands are registered here as they land
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -120,7 +119,7 @@ def cmd_eval(args) -> int:
     corpus, vocab = _corpus_and_vocab(args)
     rows, say = [], (lambda s: print(s, file=sys.stderr))
     run = lambda m, name, order: rows.append(  # noqa: E731
-        evaluate.evaluate(m, corpus, name, order, train_acc=not args.no_train_acc))
+        evaluate.score(m, corpus, name, order, train_acc=not args.no_train_acc))
     if args.orders and any(m not in ("backoff", "kn") for m in args.model):
         raise UserError("--orders applies to --model backoff or kn, not to a model directory")
     for spec in args.model:
@@ -166,12 +165,12 @@ def _eval_model(spec, args, corpus, vocab, run, say) -> None:
 
 def cmd_convert(args) -> int:
     from jax_llm.ime.codes import parse_codes
-    from jax_llm.ime.predictor import convert, load_predictor
+    from jax_llm.ime.predictor import convert_codes, load_predictor
 
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
     codes = parse_codes(args.codes)  # bad input fails before a model is loaded
-    steps = convert(codes, load_predictor(args.model), k=args.top_k)
+    steps = convert_codes(codes, load_predictor(args.model), k=args.top_k)
     print(" ".join(s.word for s in steps))
     if args.top_k > 1:
         for s in steps:

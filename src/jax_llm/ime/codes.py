@@ -5,8 +5,13 @@ vocabulary is fixed: 26 one-letter codes ("a ".."z ") and 26*26 two-letter codes
 """
 
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from jax_llm.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 CODES: tuple[str, ...] = tuple(a + " " for a in LETTERS) + tuple(a + b for a in LETTERS for b in LETTERS)
@@ -31,6 +36,19 @@ def code_id(code: str) -> int:
         return CODE_IDS[code]
     except KeyError:
         raise UserError(f"not a code: {code!r} (a code is two letters a-z, or one letter and a space)") from None
+
+
+def code_ids(words: Sequence[str], no_code: int = -1) -> "np.ndarray":
+    """Code id of each word (a code is its own word: "ab", "a "); `no_code` for a string that has no code
+    (not a-z). Vectorised: the study's corpora have a million words, and only distinct two-character
+    prefixes are looked up."""
+    import numpy as np  # here, not at the top: the CLI imports this module to build its parser
+
+    if len(words) < 256:  # a keystroke's few words: plain lookups beat sorting
+        return np.array([CODE_IDS.get(word_code(w), no_code) for w in words], np.int64)
+    prefix, inverse = np.unique(np.array(words, dtype=str).astype("U2"), return_inverse=True)
+    table = np.array([CODE_IDS.get(word_code(p), no_code) if p else no_code for p in prefix.tolist()], np.int64)
+    return table[inverse.reshape(-1)]  # a one-character prefix comes only from a one-letter word
 
 
 def parse_codes(text: str) -> list[str]:

@@ -14,25 +14,26 @@ class Ensemble:
         self.a, self.b, self.weight, self.depth, self.mixture = a, b, weight, depth, mixture
         self.vocab = a.vocab
 
-    def _merge(self, ca: list[tuple[str, float]], cb: list[tuple[str, float]], k: int):
-        if not ca and not cb:
+    def _merge(self, ranked_a: list[tuple[str, float]], ranked_b: list[tuple[str, float]], k: int):
+        if not ranked_a and not ranked_b:
             return []
-        da, db = dict(ca), dict(cb)
+        score_a, score_b = dict(ranked_a), dict(ranked_b)
         # a word outside one model's top `depth` gets a score just below that model's last one
-        floor_a = min(da.values(), default=0.0) - math.log(2)
-        floor_b = min(db.values(), default=0.0) - math.log(2)
+        floor_a = min(score_a.values(), default=0.0) - math.log(2)
+        floor_b = min(score_b.values(), default=0.0) - math.log(2)
+        words, weight = score_a.keys() | score_b.keys(), self.weight
         if self.mixture:
-            lam = self.weight
-            scored = {w: math.log(lam * math.exp(da.get(w, floor_a)) + (1 - lam) * math.exp(db.get(w, floor_b)))
-                      for w in da.keys() | db.keys()}
+            scored = {w: math.log(weight * math.exp(score_a.get(w, floor_a))
+                                  + (1 - weight) * math.exp(score_b.get(w, floor_b))) for w in words}
         else:
-            scored = {w: da.get(w, floor_a) + self.weight * db.get(w, floor_b) for w in da.keys() | db.keys()}
+            scored = {w: score_a.get(w, floor_a) + weight * score_b.get(w, floor_b) for w in words}
         ranked = sorted(scored.items(), key=lambda kv: -kv[1])[:k]
         norm = math.log(sum(math.exp(v - ranked[0][1]) for v in scored.values())) + ranked[0][1]
         return [(w, v - norm) for w, v in ranked]
 
     def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
-        return self._merge(self.a.candidates(code, context, self.depth), self.b.candidates(code, context, self.depth), k)
+        depth = self.depth
+        return self._merge(self.a.candidates(code, context, depth), self.b.candidates(code, context, depth), k)
 
     def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
         """Batch hook: the first model scores the split at once when it can, the second per position."""
@@ -40,5 +41,5 @@ class Ensemble:
             rows_a = self.a.scored_split(codes, words, self.depth, start)
         else:
             rows_a = [self.a.candidates(codes[i], ContextView(words, i), self.depth) for i in range(start, len(codes))]
-        return [[w for w, _ in self._merge(ra, self.b.candidates(codes[i], ContextView(words, i), self.depth), k)]
-                for i, ra in zip(range(start, len(codes)), rows_a)]
+        return [[w for w, _ in self._merge(row_a, self.b.candidates(codes[i], ContextView(words, i), self.depth), k)]
+                for i, row_a in zip(range(start, len(codes)), rows_a)]

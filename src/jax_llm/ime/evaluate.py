@@ -1,6 +1,6 @@
 """The FTCIM harness: one protocol for every model, so backoff, kn and the Transformer compare.
 
-Protocol (the published study's): the corpus as `words.Corpus` (first 90% of the word stream is train,
+Protocol (the published study's): the corpus as `words.WordCorpus` (first 90% of the word stream is train,
 the last 10% test); accuracy is the share of positions whose top-1 word is the true word. Online: the
 prediction at position i may use codes[:i+1] and the confirmed words[:i] (the user accepted or corrected
 each earlier word), never a later code. Test positions see the train words before them as context.
@@ -29,7 +29,7 @@ import numpy as np
 
 from jax_llm.ime.codes import word_code
 from jax_llm.ime.predictor import Predictor
-from jax_llm.ime.words import Corpus
+from jax_llm.ime.words import WordCorpus
 
 
 class ContextView(Sequence):
@@ -88,7 +88,8 @@ def keystroke_us(*args, **kwargs) -> float:
 
 @dataclass
 class Row:
-    """One line of the study's table, plus what the issue adds."""
+    """One line of the study's table (model, order, train and test accuracy), with top-3/5 accuracy, the
+    OOV rate, the time per prediction and the split sizes beside."""
 
     model: str
     order: str
@@ -102,10 +103,9 @@ class Row:
     n_test: int
 
 
-def evaluate(predictor: Predictor, corpus: Corpus, model: str, order: str, in_vocab=None,
-             train_acc: bool = True) -> Row:
-    """Score `predictor` (trained on corpus.train) on train (top-1) and test (top-1/3/5).
-    `in_vocab(word) -> bool` gives the OOV rate; the model's `vocab` is used when it has one."""
+def score(predictor: Predictor, corpus: WordCorpus, model: str, order: str, train_acc: bool = True) -> Row:
+    """Score `predictor` (trained on corpus.train) on train (top-1) and test (top-1/3/5): one row of the
+    table, labelled `model` and `order`. The OOV rate is measured when the model has a `vocab`."""
     codes = [word_code(w) for w in corpus.words]
     words, nt = corpus.words, corpus.n_train
     acc_train = None
@@ -113,9 +113,8 @@ def evaluate(predictor: Predictor, corpus: Corpus, model: str, order: str, in_vo
         acc_train = hit_rates(rank(predictor, codes[:nt], words[:nt], 1), words[:nt], (1,))[1]
     test = corpus.test
     h = hit_rates(rank(predictor, codes, words, 5, start=nt), test)
-    if in_vocab is None and hasattr(predictor, "vocab"):
-        in_vocab = predictor.vocab.index.__contains__
-    oov = sum(not in_vocab(w) for w in test) / len(test) if in_vocab else float("nan")
+    vocab = getattr(predictor, "vocab", None)
+    oov = sum(w not in vocab.index for w in test) / len(test) if vocab is not None else float("nan")
     return Row(model, order, acc_train, h[1], h[3], h[5], oov, keystroke_us(predictor, codes, words, nt),
                nt, len(test))
 

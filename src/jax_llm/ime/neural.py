@@ -20,15 +20,18 @@ from flax import nnx
 from jax_llm import data
 from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import CODE_IDS, NUM_CODES, word_code
-from jax_llm.ime.words import Vocab
+from jax_llm.ime.codes import CODE_IDS, NUM_CODES, code_ids
+from jax_llm.ime.words import Vocab, WordCorpus, dev_split
 from jax_llm.model import init_cache
+from jax_llm.sample import extend, prefill
+from jax_llm.rundir import RunDir, resolve_config
+from jax_llm.train import FitResult, fit, load_model
 
 MASKED = -1e9  # logit of a word whose code is not the typed one
 
 
 def code_stream(words: Sequence[str]) -> np.ndarray:
-    return np.fromiter((CODE_IDS[word_code(w)] for w in words), dtype=np.int32, count=len(words))
+    return code_ids(words).astype(np.int32)
 
 
 def streams(vocab: Vocab, words: Sequence[str], confirmed: bool) -> data.Streams:
@@ -38,26 +41,38 @@ def streams(vocab: Vocab, words: Sequence[str], confirmed: bool) -> data.Streams
     return data.Streams(inputs=code_stream(words), targets=ids, aux=prev if confirmed else None)
 
 
+def mask_other_codes(logits, codes, word_codes):
+    """`logits` (..., words) with every word whose code (`word_codes`) is not the typed code at its position
+    (`codes`, shaped like logits without the last axis) set to MASKED."""
+    return jnp.where(word_codes == codes[..., None], logits, MASKED)
+
+
+def window_start(position: int, block: int) -> int:
+    """Where the window that reads `position` starts: windows start every half block, and a position is
+    read in the first window that covers it (`predict_split`, `TransformerPredictor.logits`)."""
+    half = max(block // 2, 1)
+    return max(0, (position // half - 1) * half)
+
+
 def make_restrict(vocab: Vocab):
     """(logits, batch) -> logits with every word whose code differs from the typed code masked out."""
     word_codes = jnp.asarray(vocab.code_of)
 
     def restrict(logits, batch):
-        return jnp.where(word_codes == batch["inputs"][..., None], logits, MASKED)
+        return mask_other_codes(logits, batch["inputs"], word_codes)
 
     return restrict
 
 
-def ime_config(cfg: RunConfig, vocab: Vocab, confirmed: bool) -> RunConfig:
-    cfg.model.vocab_size = NUM_CODES
-    cfg.model.out_vocab_size = len(vocab)
-    cfg.model.aux_vocab_size = len(vocab) + 1 if confirmed else 0
-    return cfg  # tie_embeddings (default on) ties the output layer to the previous-word embedding
+def ime_sizes(vocab: Vocab, confirmed: bool) -> dict:
+    """The model sizes that follow from the vocabulary (the output layer is tied to the previous-word
+    embedding, `tie_embeddings`, when there is one)."""
+    return dict(vocab_size=NUM_CODES, out_vocab_size=len(vocab), aux_vocab_size=len(vocab) + 1 if confirmed else 0)
 
 
-def save_meta(run_dir: Path, vocab: Vocab, **meta) -> None:
-    vocab.save(run_dir / "vocab.json")
-    (run_dir / "model.json").write_text(json.dumps({"kind": "transformer", **meta}, indent=2) + "\n")
+def save_meta(run: RunDir, vocab: Vocab, **meta) -> None:
+    vocab.save(run.vocab)
+    run.model_meta.write_text(json.dumps({"kind": "transformer", **meta}, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- batch prediction over a whole split
@@ -67,7 +82,7 @@ def save_meta(run_dir: Path, vocab: Vocab, **meta) -> None:
 def _topk(graphdef, params, batch, word_codes, k, restricted):
     logits = nnx.merge(graphdef, params)(batch["inputs"], batch.get("aux"))
     if restricted:
-        logits = jnp.where(word_codes == batch["inputs"][..., None], logits, MASKED)
+        logits = mask_other_codes(logits, batch["inputs"], word_codes)
     values, ids = jax.lax.top_k(jax.nn.log_softmax(logits), k)
     return ids, values
 
@@ -107,18 +122,18 @@ def predict_split(model, vocab: Vocab, s: data.Streams, k: int, restricted: bool
 class TransformerPredictor:
     """The Predictor interface over a trained run directory, with a KV cache.
 
-    Position p is read in the window of positions s..p, s = max(0, (p // half - 1) * half) with half =
-    block/2: the same window `predict_split` reads it from, so the two agree exactly. While the context
-    grows by the word just confirmed, a keystroke costs one incremental step; every half block, or when
-    the context changes otherwise, the window is re-read in one padded (fixed-shape) pass.
+    Position p is read in the window of positions s..p, s = `window_start(p, block)`: the same window
+    `predict_split` reads it from, so the two agree exactly. While the context grows by the word just
+    confirmed, a keystroke costs one incremental step; every half block, or when the context changes
+    otherwise, the window is re-read in one padded (fixed-shape) pass.
     """
 
     def __init__(self, run_dir: Path):
-        run_dir = Path(run_dir)
-        meta = json.loads((run_dir / "model.json").read_text())
+        run = RunDir(run_dir)
+        meta = json.loads(run.model_meta.read_text())
         self.confirmed, self.restricted = meta["confirmed"], meta.get("restricted", True)
-        self.vocab = Vocab.load(run_dir / "vocab.json")
-        self.cfg, self.model = load_model(run_dir)
+        self.vocab = Vocab.load(run.vocab)
+        self.cfg, self.model, _ = load_model(run.path)
         self.graphdef, self.params = nnx.split(self.model)
         self._cache, self._window = None, None
         # labels for the harness's table
@@ -129,24 +144,23 @@ class TransformerPredictor:
         words = list(context[start:])
         prev = [context[start - 1] if start else None] + words
         ids = [len(self.vocab) if w is None else self.vocab.index.get(w, 0) for w in prev]
-        return list(zip([CODE_IDS[word_code(w)] for w in words] + [CODE_IDS[code]], ids))
+        return list(zip(code_ids([*words, code]).tolist(), ids))
 
     def logits(self, code: str, context: Sequence[str]) -> np.ndarray:
         """Scores of every word for `code` after `context` (unrestricted)."""
         if code not in CODE_IDS:
             raise UserError(f"not a code: {code!r}")
         block = self.cfg.model.block_size
-        half = max(block // 2, 1)
-        start = max(0, (len(context) // half - 1) * half)
+        start = window_start(len(context), block)
         window = (start, self._positions(context, code, start))
         if self._cache is not None and self._window[0] == start and self._window[1] == window[1][:-1]:
-            logits, self._cache = _decode(self.graphdef, self.params, self._batch(window[1][-1:]), self._cache,
-                                          len(window[1]) - 1)
+            logits, self._cache = extend(self.graphdef, self.params, *self._batch(window[1][-1:]), self._cache,
+                                         len(window[1]) - 1)
         else:
             padded = window[1] + [(0, 0)] * (block - len(window[1]))
             self._cache = init_cache(self.cfg.model, 1)
-            logits, self._cache = _prefill(self.graphdef, self.params, self._batch(padded), self._cache,
-                                           len(window[1]) - 1)
+            logits, self._cache = prefill(self.graphdef, self.params, *self._batch(padded), self._cache,
+                                          len(window[1]) - 1)
         self._window = window
         return np.asarray(logits)
 
@@ -161,8 +175,7 @@ class TransformerPredictor:
 
     def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0):
         """[(word, log-prob), ...] best first at positions start.., all computed in causal windows."""
-        half = max(self.cfg.model.block_size // 2, 1)
-        lo = max(0, (start // half - 1) * half)  # on the window grid of `logits`, so both agree exactly
+        lo = window_start(start, self.cfg.model.block_size)  # on the window grid of `logits`: both agree exactly
         s = streams(self.vocab, words[lo:len(codes)], self.confirmed)
         if lo and s.aux is not None:  # the first previous word is a real word, not the start of text
             s.aux[0] = self.vocab.index.get(words[lo - 1], 0)
@@ -176,55 +189,32 @@ class TransformerPredictor:
         return [[w for w, _ in row] for row in self.scored_split(codes, words, k, start)]
 
     def _batch(self, positions):
+        """(inputs, aux) arrays of shape (1, T) for [(code id, previous word id), ...]."""
         arr = np.asarray(positions, np.int32).T[:, None, :]  # (2, 1, T)
-        return {"inputs": jnp.asarray(arr[0]), "aux": jnp.asarray(arr[1]) if self.confirmed else None}
-
-
-@partial(jax.jit, static_argnums=(0,))
-def _prefill(graphdef, params, batch, cache, last):
-    logits = nnx.merge(graphdef, params)(batch["inputs"], batch["aux"], cache=cache, pos=0)
-    return logits[0, last], cache
-
-
-@partial(jax.jit, static_argnums=(0,), donate_argnums=(3,))
-def _decode(graphdef, params, batch, cache, pos):
-    logits = nnx.merge(graphdef, params)(batch["inputs"], batch["aux"], cache=cache, pos=pos)
-    return logits[0, -1], cache
-
-
-def load_model(run_dir: Path):
-    """(config, model) of a run directory: the engine's own loader."""
-    from jax_llm.pretrain import load_model as load
-
-    cfg, model, _ = load(run_dir)
-    return cfg, model
+        return jnp.asarray(arr[0]), jnp.asarray(arr[1]) if self.confirmed else None
 
 
 # ---------------------------------------------------------------- training through the engine
 
 
-def train(corpus, run_dir: Path, cfg: RunConfig, confirmed: bool = True, restricted: bool = True,
-          resume: bool = False, quiet: bool = False, warm_start: Path | None = None) -> dict:
+def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", overrides: Sequence[str] = (),
+          confirmed: bool = True, restricted: bool = True, resume: bool = False, quiet: bool = False,
+          warm_start: Path | None = None) -> FitResult:
     """Train on the first 90% of the train split, validating on the rest (the dev slice); test is unseen."""
-    from jax_llm.ime.words import dev_split
-    from jax_llm.train import fit, prepare_run_dir
-
-    run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, resume)
+    run = RunDir(run_dir)
     vocab = Vocab.build(corpus.train)
-    cfg = ime_config(cfg, vocab, confirmed)
-    cfg.validate()
+    cfg = resolve_config(run, resume, preset, list(overrides), derived=ime_sizes(vocab, confirmed))
     fit_words, dev_words = dev_split(corpus.train)
     if len(dev_words) <= cfg.model.block_size:
         raise UserError(f"corpus too small: the dev slice has {len(dev_words)} words, need more than "
                         f"block_size ({cfg.model.block_size})")
     # checked before anything is written; a resumed run restores its own parameters instead
     init = warm_start_from(warm_start, cfg, vocab) if warm_start and not resume else None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / "config.json")
-    save_meta(run_dir, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted,
+    run.path.mkdir(parents=True, exist_ok=True)
+    cfg.save(run.config)
+    save_meta(run, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted,
               warm_start=str(warm_start) if warm_start else None)
-    return fit(run_dir, cfg, streams(vocab, fit_words, confirmed), streams(vocab, dev_words, confirmed), resume,
+    return fit(run.path, cfg, streams(vocab, fit_words, confirmed), streams(vocab, dev_words, confirmed), resume,
                quiet=quiet, restrict=make_restrict(vocab) if restricted else None, warm_start=init)
 
 
@@ -234,7 +224,7 @@ def train(corpus, run_dir: Path, cfg: RunConfig, confirmed: bool = True, restric
 def export_words(corpus, out_dir: Path) -> tuple[Path, Path]:
     """The train split as a text file plus a word-level tokenizer whose ids are this corpus's `Vocab` ids,
     so `jax-llm train TEXT --tokenizer TOKENIZER` pretrains a language model over exactly these words."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer, models, pre_tokenizers  # here: only exporting needs it, and it is slow to load
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -251,7 +241,7 @@ def export_words(corpus, out_dir: Path) -> tuple[Path, Path]:
 def warm_start_from(lm_dir: Path, cfg: RunConfig, vocab: Vocab):
     """params -> params with the language model's blocks, positions, and word embeddings placed where
     the input method reads the previous word (`aux_embed`) and scores the next one (`head`)."""
-    lm_cfg, lm = load_model(Path(lm_dir))
+    lm_cfg, lm, _ = load_model(Path(lm_dir))
     m, lm_m = cfg.model, lm_cfg.model
     same = (lm_m.n_layer, lm_m.n_head, lm_m.n_embd) == (m.n_layer, m.n_head, m.n_embd)
     if not same or lm_m.vocab_size != len(vocab) or lm_m.block_size < m.block_size or not m.aux_vocab_size:

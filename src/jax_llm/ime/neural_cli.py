@@ -5,27 +5,17 @@ Kept apart from `neural.py` so that building the CLI imports no JAX.
 
 from pathlib import Path
 
-from jax_llm.errors import UserError
-
 
 def train_command(args) -> int:
-    from jax_llm.config import RunConfig, apply_overrides, make_config
     from jax_llm.ime.neural import train
     from jax_llm.ime.words import load_corpus
 
     corpus = load_corpus(args.dataset, args.data_dir)
     sets = [f"block_size={args.block_size}"] if args.block_size is not None else []
     sets += [f"max_steps={args.max_steps}"] if args.max_steps is not None else []
-    if args.resume:
-        if not (Path(args.out) / "config.json").is_file():
-            raise UserError(f"{args.out}: nothing to resume (no config.json)")
-        cfg = RunConfig.load(Path(args.out) / "config.json")
-        apply_overrides(cfg, sets + args.set)
-    else:
-        cfg = make_config(args.preset, sets + args.set)
-    summary = train(corpus, Path(args.out), cfg, confirmed=not args.codes_only, restricted=not args.unrestricted,
-                    resume=args.resume, quiet=args.quiet, warm_start=args.warm_start)
-    print(f"trained {summary['step']} steps; dev loss {summary.get('val_loss', float('nan')):.4f}; "
+    result = train(corpus, Path(args.out), args.preset, sets + args.set, confirmed=not args.codes_only,
+                   restricted=not args.unrestricted, resume=args.resume, quiet=args.quiet, warm_start=args.warm_start)
+    print(f"trained {result.step} steps; dev loss {result.val_loss if result.val_loss is not None else float('nan'):.4f}; "
           f"model in {args.out} (evaluate: jax-llm ime eval --dataset {args.dataset} --model {args.out})")
     return 0
 
@@ -43,8 +33,6 @@ def export_words_command(args) -> int:
 def add_parser(ime_sub) -> None:
     p = ime_sub.add_parser("train", help="train the FTCIM Transformer with the jax-llm engine")
     p.add_argument("--dataset", required=True, help="shakespeare | tinyshakespeare | wikitext2 | wikitext2-test | PATH")
-    p.add_argument("--arch", choices=["transformer"], default="transformer",
-                   help="the neural model (n-gram models: `jax-llm ime train-ngram`)")
     p.add_argument("--out", required=True, help="model directory")
     p.add_argument("--preset", default="ime-small", help="a config preset (ime-small, ime-base, or any of jax-llm's)")
     p.add_argument("--block-size", type=int, help="context length in words (the study: 4, 8, 16, 32, 64)")

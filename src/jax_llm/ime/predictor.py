@@ -1,5 +1,5 @@
-"""The one interface every FTCIM model offers, so the harness, `convert`, the terminal and the web server
-never need to know which model they drive (n-gram today, Transformer later).
+"""The one interface every FTCIM model offers, so the harness, `convert_codes`, the terminal and the web
+server never need to know which model they drive (an n-gram model or the Transformer).
 """
 
 from collections.abc import Sequence
@@ -25,6 +25,18 @@ def placeholder(code: str) -> str:
     return f"[{code.strip()}?]"
 
 
+def shown_word(code: str, candidates: Sequence[tuple[str, float]]) -> str:
+    """The word shown for a typed `code`: its top candidate, or its placeholder when there is none."""
+    return candidates[0][0] if candidates else placeholder(code)
+
+
+def context_word(shown: str, code: str) -> str:
+    """What a word shown for `code` stands as in the context of later predictions: itself, or, for a code
+    with no known word (shown as its placeholder), the code's own letters: an unknown word with the right
+    code, so later positions still see the correct codes."""
+    return code.strip() if shown == placeholder(code) else shown
+
+
 @dataclass
 class Step:
     """One converted position: the typed code, its ranked candidates, and the word shown."""
@@ -34,22 +46,22 @@ class Step:
 
     @property
     def word(self) -> str:
-        return self.candidates[0][0] if self.candidates else placeholder(self.code)
+        return shown_word(self.code, self.candidates)
 
     @property
     def known(self) -> bool:
         return bool(self.candidates)
 
 
-def convert(codes: str | Sequence[str], predictor: Predictor, k: int = 1,
-            confirmed: Sequence[str] | None = None) -> list[Step]:
+def convert_codes(codes: str | Sequence[str], predictor: Predictor, k: int = 1,
+                  confirmed: Sequence[str] | None = None) -> list[Step]:
     """Online conversion: each code is converted knowing only it and the codes before it.
 
     `codes` is typed text (parsed with `parse_codes`, which raises UserError on bad input) or a list of
     codes. The context for position i holds, for each earlier position, the confirmed word where
     `confirmed` covers it (the user accepted it), else the model's own top-1 choice. A code with no known
     word yields a step without candidates (shown as `placeholder(code)`); in the context it stands as its
-    own letters, an unknown word with the right code, so later positions still see the correct codes.
+    own letters (`context_word`).
     """
     if k < 1:
         raise UserError(f"--top-k must be at least 1, got {k}")
@@ -63,7 +75,7 @@ def convert(codes: str | Sequence[str], predictor: Predictor, k: int = 1,
         if confirmed is not None and i < len(confirmed):
             context.append(confirmed[i])
         else:
-            context.append(step.word if step.known else code.strip())
+            context.append(context_word(step.word, code))
     return steps
 
 
@@ -71,13 +83,13 @@ def load_predictor(path_or_name: str | Path) -> Predictor:
     """A model directory written by `jax-llm ime train-ngram`, or a model name (`kn`, `backoff`) meaning
     that model trained on `shakespeare`, trained once and cached (see `ngram.default_model_dir`).
 
-    Directories are recognised by their `model.json` `kind`; the Transformer (issue 5) adds its kind here.
+    Directories are recognised by their `model.json` `kind` ("transformer", or an n-gram kind).
     """
-    from jax_llm.ime import ngram
+    from jax_llm.ime import ngram  # here, not at the top: the CLI imports this module, and numpy is slow to load
 
     p = Path(path_or_name)
     if p.is_dir() and '"transformer"' in _read(p / "model.json"):
-        from jax_llm.ime.neural import TransformerPredictor
+        from jax_llm.ime.neural import TransformerPredictor  # imports JAX: only for a Transformer
 
         return TransformerPredictor(p)
     if p.is_dir():

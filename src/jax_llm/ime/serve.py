@@ -97,7 +97,7 @@ def predict(predictor: Predictor, data: dict) -> dict:
 
 
 def convert(predictor: Predictor, data: dict) -> dict:
-    from jax_llm.ime.predictor import convert as convert_codes
+    from jax_llm.ime.predictor import convert_codes
 
     codes = data.get("codes")
     if not isinstance(codes, str):

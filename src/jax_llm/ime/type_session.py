@@ -24,7 +24,7 @@ import sys
 
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import LETTERS
-from jax_llm.ime.predictor import Predictor, placeholder
+from jax_llm.ime.predictor import Predictor, context_word, load_predictor, shown_word
 
 CANDIDATES = 9  # the digits 1-9 pick
 CONTEXT_WORDS = 500  # most recent accepted words sent to the model
@@ -50,15 +50,12 @@ class Session:
     @property
     def prediction(self) -> str:
         """The word the current full code would give now ("" while no full code is typed)."""
-        if not self.complete:
-            return ""
-        return self.candidates[0][0] if self.candidates else placeholder(self.typed)
+        return shown_word(self.typed, self.candidates) if self.complete else ""
 
     def context(self) -> list[str]:
-        """Confirmed words, oldest first; an unknown word stands as its code letters (as `convert` does)."""
+        """Confirmed words, oldest first; an unknown word stands as its code letters (`context_word`)."""
         start = max(0, len(self.words) - CONTEXT_WORDS)
-        return [c.strip() if w == placeholder(c) else w
-                for w, c in zip(self.words[start:], self.codes[start:], strict=True)]
+        return [context_word(w, c) for w, c in zip(self.words[start:], self.codes[start:], strict=True)]
 
     def line(self) -> list[str]:
         return self.words[self.line_start:]
@@ -180,7 +177,7 @@ def _draw(out, session: Session, message: str = "") -> None:
 
 def run_terminal(predictor: Predictor, fd: int, out) -> list[str]:
     """Raw-mode session on terminal `fd` until Ctrl-D (accepts what is typed) or Ctrl-C. Returns the words."""
-    import termios
+    import termios  # here, not at the top: Unix only, and the CLI imports this module everywhere
     import tty
 
     session = Session(predictor)
@@ -218,8 +215,6 @@ def run_terminal(predictor: Predictor, fd: int, out) -> list[str]:
 
 
 def type_command(args) -> int:
-    from jax_llm.ime.predictor import load_predictor
-
     predictor = load_predictor(args.model)
     if sys.stdin.isatty():
         run_terminal(predictor, sys.stdin.fileno(), sys.stdout)

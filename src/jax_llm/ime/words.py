@@ -9,13 +9,15 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from jax_llm import datasets
 from jax_llm.errors import UserError
-from jax_llm.ime import datasets
-from jax_llm.ime.codes import NUM_CODES, code_id, normalize, word_code
+from jax_llm.ime.codes import NUM_CODES, code_id, code_ids, normalize, word_code
+from jax_llm.textfile import read_text
 
 MIN_WORDS = 20  # fewer cannot be split into train and test usefully
 TRAIN_FRACTION = 0.9
@@ -23,8 +25,9 @@ UNK = "<unk>"
 
 
 @dataclass
-class Corpus:
-    """A word stream split by position: the first 90% is train, the rest test (no shuffling)."""
+class WordCorpus:
+    """A word stream split by position: the first 90% is train, the rest test (no shuffling). (The
+    language models' corpus of tokens is `jax_llm.data.Corpus`.)"""
 
     name: str
     words: list[str]
@@ -42,12 +45,12 @@ class Corpus:
         return self.words[self.n_train :]
 
 
-def load_corpus(name_or_path: str, data_dir=None) -> Corpus:
+def load_corpus(name_or_path: str, data_dir=None) -> WordCorpus:
     path = datasets.resolve(name_or_path, data_dir)
-    words = normalize(datasets.read_text(path))
+    words = normalize(read_text(path)) if path.stat().st_size else []  # empty: "has 0 words" below
     if len(words) < MIN_WORDS:
         raise UserError(f"{path} has {len(words)} words (letters a-z); need at least {MIN_WORDS}")
-    return Corpus(name_or_path, words)
+    return WordCorpus(name_or_path, words)
 
 
 def dev_split(train: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -63,10 +66,22 @@ class Vocab:
         self.words = [UNK, *words]
         self.counts = np.array([0, *counts], dtype=np.int64)
         self.index = {w: i for i, w in enumerate(self.words)}
-        self.code_of = np.array([-1] + [code_id(word_code(w)) for w in words], dtype=np.int32)
+        self.code_of = np.r_[-1, code_ids(words)].astype(np.int32)
+        no_code = np.flatnonzero(self.code_of < 0)[1:]  # UNK aside
+        if len(no_code):
+            code_id(word_code(self.words[no_code[0]]))  # raises the UserError that names it
         order = np.argsort(self.code_of[1:], kind="stable") + 1  # words arrive most frequent first
         starts = np.searchsorted(self.code_of[order], np.arange(NUM_CODES + 1))
         self.by_code = [order[starts[c] : starts[c + 1]] for c in range(NUM_CODES)]
+
+    @cached_property
+    def place_in_code(self) -> np.ndarray:
+        """Each word's position among its code's candidates (`by_code[code_of[w]]`); 0 for UNK. A model
+        that scores only the typed code's words uses it as the word's column."""
+        place = np.zeros(len(self.words), np.int64)
+        for ids in self.by_code:
+            place[ids] = np.arange(len(ids))
+        return place
 
     @classmethod
     def build(cls, words: Iterable[str]) -> "Vocab":

@@ -10,8 +10,8 @@ import zipfile
 import pytest
 
 from jax_llm.errors import UserError
-from jax_llm.ime import datasets
-from jax_llm.ime.datasets import DATASETS, fetch, read_text, resolve
+from jax_llm.datasets import DATASETS, fetch, resolve
+from jax_llm.textfile import read_text, sha256_of
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_missing_file_on_the_server(server, tmp_path):
 def test_mirror_names_and_paths(data_dir, tmp_path):
     assert resolve("tinyshakespeare", data_dir) == data_dir / "tinyshakespeare.txt"
     assert resolve("wikitext2-test", data_dir) == data_dir / "wikitext-2" / "wiki.test.raw"
-    assert datasets.sha256_of(resolve("shakespeare", data_dir)) == DATASETS["shakespeare"].sha256
+    assert sha256_of(resolve("shakespeare", data_dir)) == DATASETS["shakespeare"].sha256
     bad = tmp_path / "mirror"
     bad.mkdir()
     (bad / "tinyshakespeare.txt").write_text("not the real file")

@@ -1,4 +1,4 @@
-"""Named corpora for the FTCIM benchmarks: canonical URL, sha256, a cache, and an offline mirror.
+"""Named corpora (for `jax-llm train` and the input method): canonical URL, sha256, a cache, an offline mirror.
 
 Figures only compare if everyone reads the same bytes, so every named dataset is checked by sha256
 wherever it comes from. Lookup order: the mirror (`--data-dir`, else $JAX_LLM_DATA_DIR; laid out like
@@ -7,7 +7,6 @@ into the cache. A download is written to a temporary file, verified, then rename
 interrupted download never leaves anything in the cache. Any other value is taken as a text file path.
 """
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jax_llm.errors import UserError
+from jax_llm.textfile import sha256_of
 
 _WIKITEXT2_ZIP = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-raw-v1.zip"
 _WIKITEXT2_ZIP_SHA = "ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11"
@@ -54,17 +54,14 @@ DATASETS = {
 }
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def cache_root(kind: str) -> Path:
+    """Where downloaded datasets (`datasets`) and default models (`models`) are kept."""
+    env = os.environ.get("JAX_LLM_CACHE_DIR")
+    return (Path(env) if env else Path.home() / ".cache" / "jax-llm") / kind
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("JAX_LLM_CACHE_DIR")
-    return Path(env) / "datasets" if env else Path.home() / ".cache" / "jax-llm" / "datasets"
+    return cache_root("datasets")
 
 
 def mirror_dir(data_dir: str | Path | None = None) -> Path | None:
@@ -130,22 +127,16 @@ def _extract(ds: Dataset, archive: Path, cache: Path) -> Path:
     return target
 
 
-def resolve(name_or_path: str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
-    """A dataset name (see DATASETS) or a path to a text file."""
+def text_path(name_or_path: str, data_dir: str | Path | None = None, cache: str | Path | None = None) -> Path:
+    """A dataset name (see DATASETS), fetched; anything else is taken as a path, checked by its reader."""
     if name_or_path in DATASETS:
-        return fetch(DATASETS[name_or_path], data_dir, cache_dir)
-    p = Path(name_or_path)
+        return fetch(DATASETS[name_or_path], data_dir, cache)
+    return Path(name_or_path)
+
+
+def resolve(name_or_path: str, data_dir: str | Path | None = None, cache: str | Path | None = None) -> Path:
+    """A dataset name or an existing file."""
+    p = text_path(name_or_path, data_dir, cache)
     if p.is_file():
         return p
     raise UserError(f"unknown dataset {name_or_path!r}: not a file, and not one of {', '.join(DATASETS)}")
-
-
-def read_text(path: Path) -> str:
-    """The corpus as text; a binary or non-UTF-8 file is a UserError."""
-    data = path.read_bytes()
-    if b"\0" in data[:65536]:
-        raise UserError(f"{path} looks binary (contains NUL bytes); give a UTF-8 text file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not valid UTF-8 (byte {e.start}); give a UTF-8 text file") from None

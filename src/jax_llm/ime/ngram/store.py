@@ -1,0 +1,106 @@
+"""n-gram model directories: training a model by kind, saving (model.json, vocab.json, arrays.npz) and
+loading it, and the default model: one trained on `shakespeare` once and cached."""
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from jax_llm.datasets import cache_root
+from jax_llm.errors import UserError
+from jax_llm.ime.codes import NUM_CODES
+from jax_llm.ime.ngram.backoff import Backoff, BackoffLevel
+from jax_llm.ime.ngram.kn import KN, KNConfig
+from jax_llm.ime.ngram.kn_table import KNLevel, KNTable
+from jax_llm.ime.ngram.tune import train_kn
+from jax_llm.ime.words import Vocab, load_corpus
+
+MODEL_KINDS = ("backoff", "kn")
+FORMAT_VERSION = 1
+
+
+def train(kind: str, words: Sequence[str], vocab: Vocab, order: int | None = None, log=None):
+    """Train a `backoff` (default order 6) or `kn` (default max order 4, tuned) model on `words`."""
+    if kind == "backoff":
+        if order is not None and order < 1:
+            raise UserError(f"--order must be at least 1, got {order}")
+        return Backoff.train(words, vocab, order or 6)
+    if kind == "kn":
+        return train_kn(words, vocab, order or 4, log=log)
+    raise UserError(f"unknown n-gram model {kind!r}; one of {', '.join(MODEL_KINDS)}")
+
+
+def _level_arrays(levels, first: int, prefix: str = "") -> dict[str, np.ndarray]:
+    """The levels' arrays by their names on disk: prefix + name + level number (from `first`)."""
+    return {f"{prefix}{name}{i}": a for i, level in enumerate(levels, first)
+            for name, a in zip(level.ON_DISK, level) if a is not None}
+
+
+def _levels(level_type, arrays: dict[str, np.ndarray], n: int, first: int, prefix: str = "") -> list:
+    """`_level_arrays` read back: n levels of `level_type`, an array missing on disk as None."""
+    return [level_type(*(arrays.get(f"{prefix}{name}{i}") for name in level_type.ON_DISK))
+            for i in range(first, first + n)]
+
+
+def save(model, out: Path, meta: dict) -> None:
+    """model.json (kind, settings, provenance), vocab.json, arrays.npz; written to a temporary
+    directory first and renamed, so an interrupted save never leaves a half model behind."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.vocab.save(tmp / "vocab.json")
+    if isinstance(model, Backoff):
+        arrays, info = _level_arrays(model.levels, 1), {"order": model.order}
+    else:
+        arrays = _level_arrays(model.codes_lm.levels, 0, "codes_") | _level_arrays(model.words_lm.levels, 0, "words_")
+        info = {"config": asdict(model.config), "max_code_order": model.codes_lm.order,
+                "max_word_order": model.words_lm.order}
+    np.savez(tmp / "arrays.npz", **arrays)
+    (tmp / "model.json").write_text(json.dumps({"kind": model.kind, "format": FORMAT_VERSION, **info, **meta},
+                                               indent=1))
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    else:
+        os.replace(tmp, out)
+
+
+def load(path: Path):
+    """A model directory written by `save` (`jax-llm ime train-ngram`)."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "model.json").read_text())
+        vocab = Vocab.load(path / "vocab.json")
+        with np.load(path / "arrays.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"cannot load model from {path}: {e}") from None
+    if meta.get("kind") == "backoff":
+        return Backoff(vocab, _levels(BackoffLevel, arrays, meta["order"], 1))
+    if meta.get("kind") == "kn":
+        code_order, word_order = meta["max_code_order"], meta["max_word_order"]
+        return KN(vocab, KNTable(code_order, NUM_CODES, _levels(KNLevel, arrays, code_order, 0, "codes_")),
+                  KNTable(word_order, len(vocab), _levels(KNLevel, arrays, word_order, 0, "words_")),
+                  KNConfig(**meta["config"]))
+    raise UserError(f"{path}: unknown model kind {meta.get('kind')!r}")
+
+
+def default_model_dir(kind: str) -> Path:
+    return cache_root("models") / f"{kind}-shakespeare"
+
+
+def load_or_train_default(kind: str):
+    """The `kind` model trained on `shakespeare` (train split, train-only vocabulary), cached."""
+    d = default_model_dir(kind)
+    if not (d / "model.json").is_file():
+        corpus = load_corpus("shakespeare")
+        vocab = Vocab.build(corpus.train)
+        save(train(kind, corpus.train, vocab), d, {"dataset": "shakespeare", "vocab": "train"})
+    return load(d)

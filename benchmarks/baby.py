@@ -57,7 +57,7 @@ def print_load(when: str) -> None:
 
 
 def compile_time(cfg) -> float:
-    """Seconds to trace, lower and compile the engine's train step (the same step `fit` runs)."""
+    """Seconds to trace, lower and compile the engine's multi-step call (the one `fit` runs)."""
     import jax
     import numpy as np
 
@@ -65,45 +65,12 @@ def compile_time(cfg) -> float:
     from jax_llm.train import build_engine
 
     engine = build_engine(cfg)
-    shape = (cfg.train.grad_accum, engine.rows, cfg.model.block_size)
-    zeros = np.zeros(shape, np.int32)
-    batch = parallel.to_global(engine.mesh, {"inputs": zeros, "targets": zeros}, batch_dim=1)
+    k = cfg.train.steps_per_call
+    zeros = np.zeros((k, cfg.train.grad_accum, engine.rows, cfg.model.block_size), np.int32)
+    batches = parallel.to_global(engine.mesh, {"inputs": zeros, "targets": zeros}, batch_dim=2)
     t0 = time.perf_counter()
-    engine.train_step.lower(engine.state, batch, jax.random.key(0)).compile()
+    engine.train_steps.lower(engine.state, batches, jax.random.key(0), np.arange(k, dtype=np.int32)).compile()
     return time.perf_counter() - t0
-
-
-class StepClock:
-    """Times when the engine logs a step's loss (every log_interval steps).
-
-    The time between rows k steps apart, over k, is the cost of a step in a long run (completion to
-    completion), host work included. Timing windows of several steps, rather than single steps, also
-    keeps out the jitter of the host thread's scheduling (a late loss read is followed by an early one).
-    """
-
-    def __init__(self):
-        from jax_llm import train
-
-        self.times: dict[int, float] = {}
-        original = train.MetricsLog.write
-
-        def write(log, **row):
-            if "loss" in row:
-                self.times[row["step"]] = time.perf_counter()
-            return original(log, **row)
-
-        train.MetricsLog.write = write
-
-    def periods_ms(self, pauses: set[int], first: int, window: int) -> list[float]:
-        """ms per step in consecutive windows of `window` steps after step `first`, leaving out the
-        windows that hold an eval or a checkpoint (made after the `pauses` steps)."""
-        out, start = [], first
-        while start + window in self.times:
-            end = start + window
-            if not any(start <= s < end for s in pauses):
-                out.append(1000 * (self.times[end] - self.times[start]) / window)
-            start = end
-        return out
 
 
 def generation_speed(model, prompt: list[int], new_tokens: int, repeats: int) -> dict:
@@ -151,24 +118,15 @@ def main(argv=None) -> None:
         cfg.model.vocab_size = tok.get_vocab_size()
         print(f"compile time of the train step: {compile_time(cfg):.2f} s")
 
-        clock = StepClock()
         t0 = time.perf_counter()
         result = pretrain(args.text, run_dir, cfg, resume=False, quiet=True)
         wall = time.perf_counter() - t0
-        tokens_per_step = result.fit.tokens_per_step
-        t = cfg.train
-        pauses = {s for s in clock.times if s % t.eval_interval == 0 or s % t.ckpt_interval == 0}
-        window = t.log_interval
-        ms = clock.periods_ms(pauses, first=window, window=window)  # from the first logged window on
-        timed = f"{len(ms)} windows of {window} steps"
-        if not ms:  # too few steps for a window: fall back on the engine's own figure
-            ms, timed = [result.fit.ms_per_step_median], "too few steps for a window: the engine's figure"
+        tokens_per_step, ms = result.fit.tokens_per_step, result.fit.step_ms
         med = statistics.median(ms)
         print(f"training: {args.steps} steps of {tokens_per_step} tokens in {wall:.1f} s wall "
               f"(with compilation, periodic eval and checkpoints)")
-        print(f"ms per training step after compilation ({timed}): "
-              f"median {med:.1f}, min {min(ms):.1f}, max {max(ms):.1f}; "
-              f"engine's own figure (dispatch to loss read): median {result.fit.ms_per_step_median:.1f}")
+        print(f"ms per training step after compilation ({cfg.train.steps_per_call} steps per call; evals and "
+              f"checkpoints left out): median {med:.1f}, min {min(ms):.1f}, max {max(ms):.1f}")
         print(f"training tokens/s: {tokens_per_step / med * 1000:,.0f} at the median step, "
               f"{tokens_per_step / min(ms) * 1000:,.0f} at the fastest")
         print(f"val loss at step {args.steps} over the whole val split: {result.final_val_loss:.4f}"

@@ -104,12 +104,13 @@ def start_long_run(run_dir, text, *flags):
 
 
 def test_ctrl_c_on_one_process_stops_both_at_one_checkpoint(tmp_path, text):
-    procs = start_long_run(tmp_path / "run", text, "--set", "log_interval=2")
+    procs = start_long_run(tmp_path / "run", text, "--set", "steps_per_call=4", "--set", "eval_interval=1000",
+                           "--set", "ckpt_interval=1000")
     procs[1].send_signal(signal.SIGINT)
     (rc0, out0, err0), (rc1, _, err1) = finish(procs[0], 300), finish(procs[1], 300)
     assert (rc0, rc1) == (130, 130), err0[-2000:] + err1[-2000:]
     last = max(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
-    assert last % 2 == 0  # the processes compare their Ctrl-C flags every log_interval steps
+    assert last % 4 == 0  # the processes compare their Ctrl-C flags after every call of steps_per_call steps
     assert f"interrupted: saved a checkpoint at step {last}" in out0
 
 

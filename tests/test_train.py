@@ -75,18 +75,22 @@ def test_sigkill_then_resume_replays_the_same_losses(tmp_path, corpus, reference
         assert resumed[step] == pytest.approx(reference[step], rel=1e-5, abs=1e-6), step
 
 
-@pytest.mark.parametrize("sig, at_step", [("INT", 20), ("INT", 13), ("TERM", 17)],
-                         ids=["on-a-checkpoint-step", "between-checkpoints", "sigterm"])
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, corpus, reference_run, sig, at_step):
+@pytest.mark.parametrize("sig, at_step, extra, stop", [
+    ("INT", 20, [], 20),  # on a checkpoint step
+    ("INT", 13, [], 18),  # between checkpoints: the stop waits for the end of the call (steps 11-18)
+    ("INT", 13, ["steps_per_call=1"], 13),
+    ("TERM", 17, [], 18),
+], ids=["on-a-checkpoint-step", "between-checkpoints", "one-step-per-call", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, corpus, reference_run, sig, at_step, extra, stop):
     """The signal is delivered at a chosen step (fault hook), so the race is forced, not hoped for."""
     out = tmp_path / "run"
-    r = run_cli(tiny_args(corpus, out, 40), env={**os.environ, "JAX_LLM_FAULT": f"{sig}@step:{at_step}"})
+    r = run_cli(tiny_args(corpus, out, 40, *extra), env={**os.environ, "JAX_LLM_FAULT": f"{sig}@step:{at_step}"})
     assert r.returncode == 130, r.stderr
     assert "Traceback" not in r.stderr
     steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
-    assert steps[-1] == at_step
-    assert max(losses(out)) == at_step  # the checkpoint is the last step trained
-    assert run_cli(tiny_args(corpus, out, 40) + ["--resume"]).returncode == 0
+    assert steps[-1] == stop
+    assert max(losses(out)) == stop  # the checkpoint is the last step trained
+    assert run_cli(tiny_args(corpus, out, 40, *extra) + ["--resume"]).returncode == 0
     resumed, reference = losses(out), losses(reference_run)
     assert sorted(resumed) == sorted(reference)
     for step in reference:

@@ -30,6 +30,7 @@ class TrainConfig:
     batch_size: int = 12  # per device, per micro-step
     grad_accum: int = 1
     max_steps: int = 2000
+    steps_per_call: int = 8  # steps run inside one compiled call (a scan): XLA:CPU's per-call cost is paid once
     learning_rate: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
@@ -110,6 +111,7 @@ class RunConfig:
             (0.0 <= m.dropout < 1.0, f"dropout must be in [0, 1) (got {m.dropout})"),
             (t.batch_size >= 1 and t.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
             (t.max_steps >= 1, f"max_steps must be >= 1 (got {t.max_steps})"),
+            (t.steps_per_call >= 1, f"steps_per_call must be >= 1 (got {t.steps_per_call})"),
             (t.learning_rate > 0, f"learning_rate must be > 0 (got {t.learning_rate})"),
             (0 <= t.min_lr <= t.learning_rate, "min_lr must be in [0, learning_rate]"),
             (t.warmup_steps >= 0 and t.lr_decay_steps >= 0, "warmup_steps and lr_decay_steps must be >= 0"),

@@ -164,11 +164,11 @@ def sync(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def any_process(flag: bool, every: int = 1, step: int = 0) -> bool:
-    """Whether `flag` is set on any process; with several, they compare only every `every` steps."""
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is set on any process; all processes must call it together."""
     if jax.process_count() == 1:
         return flag
-    return step % every == 0 and bool(multihost_utils.process_allgather(np.array(flag)).any())
+    return bool(multihost_utils.process_allgather(np.array(flag)).any())
 
 
 def is_main_process() -> bool:

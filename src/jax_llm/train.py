@@ -95,11 +95,21 @@ def make_steps(graphdef, tx, cfg: RunConfig, restrict=None, gathered=None):
         updates, opt = tx.update(grads, state["opt"], state["params"])
         return {"params": optax.apply_updates(state["params"], updates), "opt": opt}, loss
 
+    def train_steps(state, batches, key, steps):
+        """Several steps in one call: `batches` leaves have a leading axis of steps; step s's dropout key is
+        fold_in(key, s). XLA:CPU spends a fixed time on every call, so a scan over K steps pays it once."""
+
+        def one(state, xs):
+            batch, step = xs
+            return train_step(state, batch, jax.random.fold_in(key, step))
+
+        return jax.lax.scan(one, state, (batches, steps))
+
     def eval_step(params, batch):
         logits = logits_of(nnx.merge(graphdef, compute_params(params)), batch)
         return cross_entropy(logits, batch["targets"])
 
-    return train_step, eval_step
+    return train_step, train_steps, eval_step
 
 
 @dataclass
@@ -111,7 +121,8 @@ class Engine:
     graphdef: nnx.GraphDef
     state: dict
     shardings: dict
-    train_step: callable
+    train_step: callable  # (state, batch, key) -> (state, loss): one step
+    train_steps: callable  # (state, batches, key, steps) -> (state, losses): several, in one call
     eval_step: callable
 
     @property
@@ -142,12 +153,15 @@ def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, restrict
     shardings = parallel.tree_shardings(mesh, jax.eval_shape(init), cfg.train.fsdp)
     state = jax.jit(init, out_shardings=shardings)()
     replicated = parallel.NamedSharding(mesh, parallel.P())
-    train_step, eval_step = make_steps(graphdef, tx, cfg, restrict, replicated if cfg.train.fsdp else None)
+    train_step, train_steps, eval_step = make_steps(graphdef, tx, cfg, restrict, replicated if cfg.train.fsdp else None)
     micro_batches, rows = parallel.batch_sharding(mesh, 3, 1), parallel.batch_sharding(mesh, 2, 0)
     train_step = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, micro_batches, replicated),
                          out_shardings=(shardings, replicated))
+    train_steps = jax.jit(train_steps, donate_argnums=0,
+                          in_shardings=(shardings, parallel.batch_sharding(mesh, 4, 2), replicated, replicated),
+                          out_shardings=(shardings, replicated))
     eval_step = jax.jit(eval_step, in_shardings=(shardings["params"], rows), out_shardings=replicated)
-    return Engine(cfg, mesh, graphdef, state, shardings, train_step, eval_step)
+    return Engine(cfg, mesh, graphdef, state, shardings, train_step, train_steps, eval_step)
 
 
 def mean_loss(engine: Engine, params, batches) -> float:
@@ -194,11 +208,11 @@ class _StopRequest:
 
 
 class LossReader:
-    """Reads each step's loss one step late, so that the host dispatches the next step while the device
+    """Reads each call's losses one call late, so that the host dispatches the next call while the device
     runs this one; times the steps, logs the losses, moves the progress bar.
 
-    A step's period is the time between two loss reads, or from its dispatch when that came later (an
-    eval or a checkpoint in between is not a step).
+    A call's period is the time between two loss reads, or from its dispatch when that came later (an
+    eval or a checkpoint in between is not a step), shared evenly by its steps.
     """
 
     def __init__(self, run: RunDir, cfg: RunConfig, start: int, tokens_per_step: int, show_bar: bool,
@@ -207,40 +221,40 @@ class LossReader:
         self.log = MetricsLog(run.metrics, start) if parallel.is_main_process() else None
         self.bar = tqdm(total=cfg.train.max_steps, initial=start, disable=not show_bar, unit="step",
                         dynamic_ncols=True, mininterval=1.0)
-        self.pending = None  # (step, loss array, dispatch time)
+        self.pending = None  # (first step, losses array, dispatch time)
         self.periods: list[float] = []
         self.last_read = None
         self.last_loss = None
 
-    def put(self, step: int, loss, dispatched: float) -> None:
+    def put(self, first_step: int, losses, dispatched: float) -> None:
         self.flush()
-        self.pending = (step, loss, dispatched)
+        self.pending = (first_step, losses, dispatched)
 
     def flush(self) -> None:
-        """Read the pending loss (wait for its step to finish)."""
+        """Read the pending losses (wait for their steps to finish)."""
         if self.pending is None:
             return
-        step, loss, dispatched = self.pending
+        first, losses, dispatched = self.pending
         self.pending = None
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise NonFiniteLoss(f"loss became {loss} at step {step}; stopped, the last good checkpoint "
-                                f"(step {self.checkpoints.latest_step() or 'none'}) is kept. Try a lower learning_rate")
+        losses = np.asarray(losses, np.float64).tolist()
+        for step, loss in enumerate(losses, first):
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"loss became {loss} at step {step}; stopped, the last good checkpoint "
+                                    f"(step {self.checkpoints.latest_step() or 'none'}) is kept. Try a lower "
+                                    f"learning_rate")
         now = time.perf_counter()
-        if step > self.start + 1 and self.last_read is not None:
-            self.periods.append(now - max(self.last_read, dispatched))
-        self.last_read, self.last_loss = now, loss
+        if first > self.start + 1 and self.last_read is not None:
+            self.periods += [(now - max(self.last_read, dispatched)) / len(losses)] * len(losses)
+        self.last_read, self.last_loss = now, losses[-1]
         if self.log is None:
             return
         t = self.cfg.train
         tps = self.tokens_per_step / self.periods[-1] if self.periods else 0.0
-        self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}")
-        self.bar.update(1)
-        if step % t.log_interval == 0 or step == t.max_steps or step == self.start + 1:
-            self.log.write(step=step, loss=loss, lr=float(make_lr(t)(step - 1)), tokens_per_s=round(tps, 1))
-
-    def median_period(self) -> float | None:
-        return float(np.median(self.periods)) if self.periods else None
+        self.bar.set_postfix(loss=f"{losses[-1]:.4f}", tok_s=f"{tps:,.0f}")
+        self.bar.update(len(losses))
+        for step, loss in enumerate(losses, first):
+            if step % t.log_interval == 0 or step == t.max_steps or step == self.start + 1:
+                self.log.write(step=step, loss=loss, lr=float(make_lr(t)(step - 1)), tokens_per_s=round(tps, 1))
 
 
 @dataclass
@@ -251,11 +265,15 @@ class FitResult:
     tokens_per_step: int
     last_loss: float | None
     val_loss: float | None  # the last periodic estimate
-    ms_per_step_median: float | None
+    step_ms: list[float]  # each timed step's period (a call's period shared by its steps), compilation excluded
+
+    @property
+    def ms_per_step_median(self) -> float | None:
+        return float(np.median(self.step_ms)) if self.step_ms else None
 
     @property
     def tokens_per_s(self) -> float | None:
-        return self.ms_per_step_median and self.tokens_per_step / self.ms_per_step_median * 1000
+        return self.step_ms and self.tokens_per_step / self.ms_per_step_median * 1000
 
 
 def restore_or_initialise(engine: Engine, checkpoints: Checkpoints, resume: bool, warm_start=None) -> int:
@@ -282,26 +300,26 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
     start = restore_or_initialise(engine, checkpoints, resume, warm_start)
     tokens_per_step = t.grad_accum * engine.rows * block
     losses = LossReader(run, cfg, start, tokens_per_step, not quiet and parallel.is_main_process(), checkpoints)
-    rows, key, val_loss = engine.local_rows, jax.random.key(t.seed), None
+    key, val_loss = jax.random.key(t.seed), None
     step = start
     with _StopRequest() as stop:
         try:
-            for step in range(start + 1, t.max_steps + 1):
-                # this process's rows of step `step`'s batch, a function of (seed, step)
-                starts = data.random_starts(train, block, t.seed, step, (t.grad_accum, engine.rows))
-                batch = parallel.to_global(engine.mesh, data.gather(train, starts[:, rows], block), batch_dim=1)
+            while step < t.max_steps:
+                steps = np.arange(step + 1, next_pause(t, step) + 1, dtype=np.int32)
+                batches = step_batches(engine, train, steps)
                 dispatched = time.perf_counter()
-                engine.state, loss = engine.train_step(engine.state, batch, jax.random.fold_in(key, step))
-                losses.put(step, loss, dispatched)  # reads the previous step's loss
-                last = step == t.max_steps
-                if step % t.eval_interval == 0 or last:
+                engine.state, loss = engine.train_steps(engine.state, batches, key, steps)
+                losses.put(int(steps[0]), loss, dispatched)  # reads the previous call's losses
+                step = int(steps[-1])
+                if step % t.eval_interval == 0 or step == t.max_steps:
                     losses.flush()
                     val_loss = estimate_val_loss(engine, val)
                     _report_val(run, losses, step, val_loss)
-                if step % t.ckpt_interval == 0 or last:
+                if step % t.ckpt_interval == 0 or step == t.max_steps:
                     checkpoints.save(step, engine.state)
-                faults.reached(f"step:{step}")
-                if parallel.any_process(stop.requested, every=t.log_interval, step=step):
+                for s in steps:
+                    faults.reached(f"step:{s}")
+                if parallel.any_process(stop.requested):
                     break
             losses.flush()
         finally:
@@ -314,9 +332,23 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
             print(f"interrupted: saved a checkpoint at step {step}; continue with --resume")
         raise KeyboardInterrupt
     checkpoints.close()
-    median = losses.median_period()
     return FitResult(engine, start, step, tokens_per_step, losses.last_loss, val_loss,
-                     median and 1000 * median)
+                     [1000 * p for p in losses.periods])
+
+
+def step_batches(engine: Engine, train: data.Streams, steps: np.ndarray) -> dict:
+    """The batches of `steps` for `train_steps`, this process's rows of each: functions of (seed, step)."""
+    t, block = engine.cfg.train, engine.cfg.model.block_size
+    starts = np.stack([data.random_starts(train, block, t.seed, s, (t.grad_accum, engine.rows)) for s in steps])
+    return parallel.to_global(engine.mesh, data.gather(train, starts[:, :, engine.local_rows], block), batch_dim=2)
+
+
+def next_pause(t: TrainConfig, step: int) -> int:
+    """The last step of the call that starts after `step`: `steps_per_call` steps, fewer when an eval, a
+    checkpoint or the end comes first. A stop (Ctrl-C) is seen between calls."""
+    ends = [step + t.steps_per_call, t.max_steps]
+    ends += [(step // interval + 1) * interval for interval in (t.eval_interval, t.ckpt_interval)]
+    return min(ends)
 
 
 def _report_val(run: RunDir, losses: LossReader, step: int, val_loss: float) -> None:

@@ -86,6 +86,26 @@ def ime_server(ime_ui_model, tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def ime_transformer_model(ime_ui_model) -> Path:
+    """A small Transformer trained with `jax-llm ime train` on the same corpus: a few steps, since what it
+    is for is serving, not accuracy."""
+    out = ime_ui_model.parent / "transformer"
+    subprocess.run([*JAX_LLM, "ime", "train", "--dataset", str(ime_ui_model.parent / "corpus.txt"), "--out", str(out),
+                    "--max-steps", "20", "--block-size", "16", "--set", "n_layer=1", "--set", "n_embd=32",
+                    "--set", "batch_size=8", "--quiet"], check=True, capture_output=True, text=True, timeout=600)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ime_transformer_server(ime_transformer_model, tmp_path_factory):
+    digest = model_digest(ime_transformer_model)
+    server = Server(ime_transformer_model, tmp_path_factory.mktemp("ime_transformer_server") / "stderr.log")
+    server.model_unchanged = lambda: model_digest(ime_transformer_model) == digest
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def start_ime_server(ime_ui_model, tmp_path):
     """Starts further servers (`start_ime_server(*extra_args)`), stopped after the test."""

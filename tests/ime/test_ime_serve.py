@@ -133,28 +133,25 @@ def test_bad_request_gets_4xx_and_a_json_error(ime_server, what, method, path, b
     assert ok == 200 and data["candidates"]
 
 
-def test_fifty_concurrent_clients_get_correct_answers(ime_server, ime_predictor):
-    words = PHRASE.split() + "the king is dead and i know not what to say".split()
-    cases = []  # (path, body, expected)
-    for i in range(len(words)):
-        code, context = words[i][:2] if len(words[i]) > 1 else words[i] + " ", words[max(0, i - 3):i]
-        cases.append(("/api/predict", {"code": code, "context": context, "k": 5},
-                      expected_predict(ime_predictor, code, context, 5)))
-    cases.append(("/api/convert", {"codes": "fitwchinme"}, PHRASE))
-    clients, per_client = 50, 20
+def answer(path: str, data) -> object:
+    return data["text"] if path == "/api/convert" else [c["word"] for c in data["candidates"]]
+
+
+def hammer(server, cases, clients: int = 50, per_client: int = 20) -> None:
+    """`clients` threads, each on its own keep-alive connection, send `per_client` requests from `cases`
+    [(path, body, expected answer)] at once; every answer must be the expected one."""
     results: list[list[bool]] = [[] for _ in range(clients)]
     failures: list[str] = []
     start = threading.Barrier(clients)
 
     def client(n: int):
-        conn = http.client.HTTPConnection("127.0.0.1", ime_server.port, timeout=60)  # one keep-alive each
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)  # one keep-alive each
         try:
             start.wait(60)
             for j in range(per_client):
                 path, body, want = cases[(n + j) % len(cases)]
-                status, data, _ = post(ime_server, path, body, conn)
-                got = data["text"] if path == "/api/convert" else [c["word"] for c in data["candidates"]]
-                results[n].append(status == 200 and got == want)
+                status, data, _ = post(server, path, body, conn)
+                results[n].append(status == 200 and answer(path, data) == want)
         except Exception as e:  # noqa: BLE001 - recorded, then asserted below
             failures.append(f"client {n}: {e!r}")
         finally:
@@ -168,10 +165,40 @@ def test_fifty_concurrent_clients_get_correct_answers(ime_server, ime_predictor)
     assert not failures, failures[:5]
     assert [len(r) for r in results] == [per_client] * clients
     assert all(all(r) for r in results)
-    assert ime_server.proc.poll() is None  # still up, still right
+    assert server.proc.poll() is None  # still up, still right
+
+
+def typing_cases(words):
+    """(path, body) of a predict request at each word of `words`, with up to 3 words of context."""
+    return [("/api/predict", {"code": w[:2] if len(w) > 1 else w + " ", "context": words[max(0, i - 3):i], "k": 5})
+            for i, w in enumerate(words)]
+
+
+def test_fifty_concurrent_clients_get_correct_answers(ime_server, ime_predictor):
+    words = PHRASE.split() + "the king is dead and i know not what to say".split()
+    cases = [(path, body, expected_predict(ime_predictor, body["code"], body["context"], 5))
+             for path, body in typing_cases(words)]
+    cases.append(("/api/convert", {"codes": "fitwchinme"}, PHRASE))
+    hammer(ime_server, cases)
     status, data, _ = post(ime_server, "/api/convert", {"codes": "fitwchinme"})
     assert status == 200 and data["text"] == PHRASE
     assert ime_server.model_unchanged()  # the model was only read
+
+
+def test_fifty_concurrent_clients_of_a_transformer_get_the_sequential_answers(ime_transformer_server):
+    """The Transformer keeps a KV cache between keystrokes: concurrent requests must not share it
+    half-updated. Each answer is compared with the one the same server gave when asked alone."""
+    server = ime_transformer_server
+    words = PHRASE.split() + "the king is dead and i know not what to say".split()
+    requests = typing_cases(words) + [("/api/convert", {"codes": "fitwchinme"}),
+                                      ("/api/convert", {"codes": "thkiisdeanikn"})]
+    cases = []
+    for path, body in requests:
+        status, data, _ = post(server, path, body)
+        assert status == 200, data
+        cases.append((path, body, answer(path, data)))
+    hammer(server, cases)
+    assert server.model_unchanged()
 
 
 def _listening_addresses(port: int) -> set[str]:

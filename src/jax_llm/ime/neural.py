@@ -8,6 +8,7 @@ training loss and in prediction alike.
 """
 
 import json
+import threading
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -126,6 +127,13 @@ class TransformerPredictor:
     `predict_split` reads it from, so the two agree exactly. While the context grows by the word just
     confirmed, a keystroke costs one incremental step; every half block, or when the context changes
     otherwise, the window is re-read in one padded (fixed-shape) pass.
+
+    That cache is state, and it stays here behind a lock rather than travelling with each request as an
+    explicit state object (KenLM's `State`): it only pays off for one typist's consecutive keystrokes,
+    while a server's requests each carry their whole context, so a per-request state would be rebuilt
+    every time and save nothing; and one call already spreads over every core, so serialising calls
+    costs the server little. Without the lock, concurrent calls would read a cache another call has
+    just donated to XLA (`extend` reuses its buffers).
     """
 
     def __init__(self, run_dir: Path):
@@ -136,6 +144,7 @@ class TransformerPredictor:
         self.cfg, self.model, _ = load_model(run.path)
         self.graphdef, self.params = nnx.split(self.model)
         self._cache, self._window = None, None
+        self._lock = threading.Lock()
         # labels for the harness's table
         self.kind = "transformer " + ("words+codes" if self.confirmed else "codes")
         self.order = f"b{self.cfg.model.block_size}" + ("" if self.restricted else " unrestricted")
@@ -153,16 +162,17 @@ class TransformerPredictor:
         block = self.cfg.model.block_size
         start = window_start(len(context), block)
         window = (start, self._positions(context, code, start))
-        if self._cache is not None and self._window[0] == start and self._window[1] == window[1][:-1]:
-            logits, self._cache = extend(self.graphdef, self.params, *self._batch(window[1][-1:]), self._cache,
-                                         len(window[1]) - 1)
-        else:
-            padded = window[1] + [(0, 0)] * (block - len(window[1]))
-            self._cache = init_cache(self.cfg.model, 1)
-            logits, self._cache = prefill(self.graphdef, self.params, *self._batch(padded), self._cache,
-                                          len(window[1]) - 1)
-        self._window = window
-        return np.asarray(logits)
+        with self._lock:
+            if self._cache is not None and self._window[0] == start and self._window[1] == window[1][:-1]:
+                logits, self._cache = extend(self.graphdef, self.params, *self._batch(window[1][-1:]), self._cache,
+                                             len(window[1]) - 1)
+            else:
+                padded = window[1] + [(0, 0)] * (block - len(window[1]))
+                self._cache = init_cache(self.cfg.model, 1)
+                logits, self._cache = prefill(self.graphdef, self.params, *self._batch(padded), self._cache,
+                                              len(window[1]) - 1)
+            self._window = window
+            return np.asarray(logits)
 
     def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
         logits = self.logits(code, context)

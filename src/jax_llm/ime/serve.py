@@ -11,7 +11,8 @@ A code is two letters a-z, or one letter (a one-letter word's code; "i" and "i "
 words are lowercase a-z (the model's words). Every bad request gets a 4xx and {"error": "one line"}:
 400 for a body that is not a JSON object, 413 for a body over 64 KiB, 422 for a wrong field (type,
 characters, length), 404/405 for a wrong path or method. The model is loaded once, before the socket
-opens, and only read afterwards, so concurrent requests need no lock.
+opens; a prediction is a function of the request (the Transformer's keystroke cache is its own, behind
+its own lock).
 """
 
 import argparse

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import cut_corpus
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -17,3 +19,9 @@ def data_dir() -> Path:
     d = shared_data_dir()
     assert d.is_dir(), f"corpus mirror not found at {d}; set JAX_LLM_DATA_DIR"
     return d
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory, data_dir) -> Path:
+    """60 KB of tinyshakespeare: enough for the tiny training runs of the core tests."""
+    return cut_corpus(data_dir, tmp_path_factory.mktemp("corpus") / "shakespeare.txt")

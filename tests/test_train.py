@@ -37,11 +37,6 @@ def wait_for_checkpoint(run_dir, step, proc, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, data_dir):
-    return cut_corpus(data_dir, tmp_path_factory.mktemp("corpus") / "shakespeare.txt")
-
-
-@pytest.fixture(scope="module")
 def reference_run(tmp_path_factory, corpus):
     """One uninterrupted 40-step run, shared by the tests below."""
     out = tmp_path_factory.mktemp("ref") / "run"
@@ -191,3 +186,18 @@ def test_resume_accepts_a_new_learning_rate_and_more_steps(reference_run, corpus
     assert "stretches the cosine" in capsys.readouterr().err  # max_steps 40 -> 45 moves the schedule: said
     assert sorted(losses(run)) == list(range(1, 46))
     assert json.loads((run / "config.json").read_text())["train"]["learning_rate"] == 5e-4
+
+
+def test_several_steps_per_call_log_the_losses_of_one_step_per_call(tmp_path, corpus):
+    """With grad accumulation and 2 devices; a call of 8 steps is shortened at the evals and checkpoints."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    curves = {}
+    for k in (1, 8):
+        out = tmp_path / f"k{k}"
+        r = run_cli(tiny_args(corpus, out, 20, "grad_accum=2", f"steps_per_call={k}"), env=env)
+        assert r.returncode == 0 and "2 device(s)" in r.stdout, r.stderr
+        curves[k] = losses(out)
+        assert [int(p.name) for p in sorted((out / "checkpoints").iterdir())] == [10, 20]
+    assert sorted(curves[1]) == sorted(curves[8]) == list(range(1, 21))
+    for step in curves[1]:
+        assert curves[8][step] == pytest.approx(curves[1][step], rel=1e-5, abs=1e-6), step

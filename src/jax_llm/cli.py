@@ -4,6 +4,7 @@ Subcommands only parse, call library functions and print.
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -96,9 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # what `kill`, SLURM and Docker send: the same as Ctrl-C
     try:
         return args.func(args) or 0
     except UserError as e:

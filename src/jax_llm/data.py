@@ -6,11 +6,13 @@ input method they are the word ids of the codes. The trainer only ever sees wind
 """
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from jax_llm import faults
 from jax_llm import tokenizer as tokenizers
 from jax_llm.errors import UserError
 from jax_llm.rundir import RunDir
@@ -29,28 +31,56 @@ def prepare(text_path: Path, run_dir: Path, tokenizer_spec: str, bpe_vocab_size:
             resume: bool = False):
     """Tokenizer and token file in `run_dir`, reused when the same file and tokenizer were prepared before.
 
-    A resumed run must find them: it is refused, with nothing rewritten, when the text is another one.
+    A resumed run keeps its tokenizer, whatever happens: one that is missing or unreadable is refused in
+    one line, and another text than the run's is refused. A token file that is missing or cut short is
+    encoded again with the run's tokenizer, which gives the same tokens.
     """
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     source_sha = sha256_of(text_path)
-    if run.tokenizer.exists() and run.tokens_meta.exists() and run.tokens.exists():
-        meta = json.loads(run.tokens_meta.read_text())
-        if meta["source_sha256"] == source_sha and meta["tokenizer_spec"] == tokenizer_spec:
-            return tokenizers.load(run.tokenizer), _open(run.tokens, meta, val_fraction)
-        if resume:
-            raise UserError(f"cannot resume {run.path}: it was trained on {meta['source']} (sha256 "
-                            f"{meta['source_sha256'][:12]}...), not on {text_path} (sha256 {source_sha[:12]}...)")
-    tok = tokenizers.build_tokenizer(tokenizer_spec, text_path, bpe_vocab_size)
+    meta = _read_meta(run)
+    if resume and meta is not None and meta.get("source_sha256") != source_sha:
+        raise UserError(f"cannot resume {run.path}: it was trained on {meta.get('source')} (sha256 "
+                        f"{str(meta.get('source_sha256'))[:12]}...), not on {text_path} (sha256 {source_sha[:12]}...)")
+    same = meta is not None and meta.get("source_sha256") == source_sha and meta.get("tokenizer_spec") == tokenizer_spec
+    if resume and not run.tokenizer.is_file():
+        raise UserError(f"{run.tokenizer}: missing; a run is resumed with its own tokenizer")
+    if same and run.tokenizer.is_file() and _complete(run, meta):
+        return tokenizers.load(run.tokenizer), _open(run.tokens, meta, val_fraction)
+    faults.reached("tokenizer")
+    if resume:
+        tok = tokenizers.load(run.tokenizer)
+        print(f"warning: {run.tokens} is missing or damaged; encoding {text_path} again with the run's tokenizer",
+              file=sys.stderr)
+    else:
+        tok = tokenizers.build_tokenizer(tokenizer_spec, text_path, bpe_vocab_size)
+    faults.reached("data")
     ids = tokenizers.encode_file(tok, text_path)
     tmp = run.tokens.with_suffix(".tmp")
     ids.tofile(tmp)
     tmp.replace(run.tokens)
-    tok.save(str(run.tokenizer))
+    if not resume:
+        tok.save(str(run.tokenizer))
     meta = dict(source=str(text_path), source_sha256=source_sha, tokenizer_spec=tokenizer_spec,
                 vocab_size=tok.get_vocab_size(), n_tokens=int(ids.size), dtype=np.dtype(ids.dtype).name)
     run.tokens_meta.write_text(json.dumps(meta, indent=2) + "\n")
     return tok, _open(run.tokens, meta, val_fraction)
+
+
+def _read_meta(run: RunDir) -> dict | None:
+    """tokens.json, or None when it is missing or unreadable (the token file is then prepared again)."""
+    try:
+        meta = json.loads(run.tokens_meta.read_text())
+        return meta if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _complete(run: RunDir, meta: dict) -> bool:
+    try:
+        return run.tokens.stat().st_size == int(meta["n_tokens"]) * np.dtype(meta["dtype"]).itemsize
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
 
 
 def _open(bin_path: Path, meta: dict, val_fraction: float) -> Corpus:

@@ -1,7 +1,10 @@
 """metrics.jsonl (one JSON object a line) and the loss-curve PNG drawn from it."""
 
 import json
+import sys
 from pathlib import Path
+
+from jax_llm.errors import UserError
 
 
 class MetricsLog:
@@ -19,7 +22,18 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows; a last line torn by a killed process is left out with a warning (any other bad line is
+    a damaged file: one line naming it)."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise UserError(f"{path}: line {i + 1} is not JSON; the file is damaged") from None
+            print(f"warning: {path}: left out its torn last line ({line[:60]!r})", file=sys.stderr)
+    return rows
 
 
 def plot_losses(metrics_path: Path, png_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import jax
 from flax import nnx
 
-from jax_llm import data, parallel, tokenizer
+from jax_llm import data, faults, parallel, tokenizer
 from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
 from jax_llm.model import GPT, count_params
@@ -52,6 +52,7 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
     if main:
         print(f"val loss over the whole val split: {final_val_loss:.4f}")
         if cfg.train.sample_tokens:
+            faults.reached("sample")
             model = nnx.merge(engine.graphdef, params)
             prompt = tok.encode("\n").ids or [0]
             ids = generate(model, prompt, cfg.train.sample_tokens, temperature=0.8, top_k=200, seed=cfg.train.seed)

@@ -41,7 +41,7 @@ class RunDir:
 
     def load_config(self) -> RunConfig:
         if not self.config.is_file():
-            raise UserError(f"{self.path}: not a run directory (no config.json)")
+            raise UserError(f"{self.config}: no such file (not a run directory)")
         try:
             return RunConfig.load(self.config)
         except (ValueError, TypeError, KeyError, AttributeError) as e:

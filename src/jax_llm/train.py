@@ -20,7 +20,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from jax_llm import data, faults, parallel
-from jax_llm.checkpoint import Checkpoints
+from jax_llm.checkpoint import Checkpoints, read_latest
 from jax_llm.config import RunConfig, TrainConfig
 from jax_llm.errors import UserError
 from jax_llm.metrics import MetricsLog, plot_losses
@@ -279,9 +279,9 @@ class FitResult:
 def restore_or_initialise(engine: Engine, checkpoints: Checkpoints, resume: bool, warm_start=None) -> int:
     """The step to start from: the latest checkpoint's on a resume, else 0, with the fresh parameters
     replaced by `warm_start(params)` when given."""
-    start = (checkpoints.latest_step() or 0) if resume else 0
+    start, state = checkpoints.restore_latest(engine.state) if resume else (0, None)
     if start:
-        engine.state = checkpoints.restore(start, engine.state)
+        engine.state = state
     elif warm_start is not None:
         params = jax.device_put(warm_start(jax.device_get(engine.state["params"])), engine.shardings["params"])
         engine.state = {"params": params, "opt": engine.state["opt"]}
@@ -307,12 +307,15 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
             while step < t.max_steps:
                 steps = np.arange(step + 1, next_pause(t, step) + 1, dtype=np.int32)
                 batches = step_batches(engine, train, steps)
+                if step == start:
+                    faults.reached("compile")  # the first call compiles
                 dispatched = time.perf_counter()
                 engine.state, loss = engine.train_steps(engine.state, batches, key, steps)
                 losses.put(int(steps[0]), loss, dispatched)  # reads the previous call's losses
                 step = int(steps[-1])
                 if step % t.eval_interval == 0 or step == t.max_steps:
                     losses.flush()
+                    faults.reached(f"eval:{step}")
                     val_loss = estimate_val_loss(engine, val)
                     _report_val(run, losses, step, val_loss)
                 if step % t.ckpt_interval == 0 or step == t.max_steps:
@@ -359,16 +362,12 @@ def _report_val(run: RunDir, losses: LossReader, step: int, val_loss: float) -> 
 
 
 def load_model(run_dir: Path):
-    """(config, model with the latest checkpoint's parameters, step) of any run directory."""
+    """(config, model with the latest checkpoint's parameters, step) of any run directory, read without
+    changing it: a damaged config.json or latest checkpoint is refused in one line naming it."""
     run = RunDir(run_dir)
     cfg = run.load_config()
-    checkpoints = Checkpoints(run.checkpoints, cfg.train.keep_checkpoints)
-    step = checkpoints.latest_step()
-    if step is None:
-        raise UserError(f"{run.path}: no checkpoint yet")
     engine = build_engine(cfg)
-    state = checkpoints.restore(step, engine.state)
-    checkpoints.close()
+    step, state = read_latest(run.checkpoints, engine.state)
     return cfg, nnx.merge(engine.graphdef, parallel.to_host(state["params"])), step
 
 

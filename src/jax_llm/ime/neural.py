@@ -22,6 +22,7 @@ from jax_llm import data
 from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import CODE_IDS, NUM_CODES, code_ids
+from jax_llm.ime.modelfiles import read_meta
 from jax_llm.ime.words import Vocab, WordCorpus, dev_split
 from jax_llm.model import init_cache
 from jax_llm.sample import extend, prefill
@@ -117,6 +118,9 @@ def predict_split(model, vocab: Vocab, s: data.Streams, k: int, restricted: bool
     return (out, scores) if with_scores else out
 
 
+# ---------------------------------------------------------------- reading a trained model
+
+
 # ---------------------------------------------------------------- one keystroke at a time
 
 
@@ -138,10 +142,13 @@ class TransformerPredictor:
 
     def __init__(self, run_dir: Path):
         run = RunDir(run_dir)
-        meta = json.loads(run.model_meta.read_text())
+        meta = read_meta(run.path)
         self.confirmed, self.restricted = meta["confirmed"], meta.get("restricted", True)
         self.vocab = Vocab.load(run.vocab)
         self.cfg, self.model, _ = load_model(run.path)
+        if self.cfg.model.out_vocab_size != len(self.vocab):
+            raise UserError(f"{run.vocab}: {len(self.vocab)} words (with <unk>), but the model in {run.config} "
+                            f"scores {self.cfg.model.out_vocab_size}")
         self.graphdef, self.params = nnx.split(self.model)
         self._cache, self._window = None, None
         self._lock = threading.Lock()

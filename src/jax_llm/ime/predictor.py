@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import parse_codes
+from jax_llm.ime.modelfiles import read_meta
 
 
 @runtime_checkable
@@ -80,15 +81,17 @@ def convert_codes(codes: str | Sequence[str], predictor: Predictor, k: int = 1,
 
 
 def load_predictor(path_or_name: str | Path) -> Predictor:
-    """A model directory written by `jax-llm ime train-ngram`, or a model name (`kn`, `backoff`) meaning
-    that model trained on `shakespeare`, trained once and cached (see `ngram.default_model_dir`).
+    """A model directory written by `jax-llm ime train-ngram` or `jax-llm ime train`, or a model name (`kn`,
+    `backoff`) meaning that model trained on `shakespeare`, trained once and cached (see
+    `ngram.default_model_dir`).
 
-    Directories are recognised by their `model.json` `kind` ("transformer", or an n-gram kind).
+    Directories are recognised by their `model.json` `kind` ("transformer", or an n-gram kind). A damaged
+    directory is refused with one line naming the file (`modelfiles`), and left as it is.
     """
     from jax_llm.ime import ngram  # here, not at the top: the CLI imports this module, and numpy is slow to load
 
     p = Path(path_or_name)
-    if p.is_dir() and '"transformer"' in _read(p / "model.json"):
+    if p.is_dir() and read_meta(p)["kind"] == "transformer":
         from jax_llm.ime.neural import TransformerPredictor  # imports JAX: only for a Transformer
 
         return TransformerPredictor(p)
@@ -100,7 +103,3 @@ def load_predictor(path_or_name: str | Path) -> Predictor:
         raise UserError(f"not a model directory: {p}")
     raise UserError(f"model not found: {path_or_name} (give a directory from `jax-llm ime train-ngram` "
                     f"or one of: {', '.join(ngram.MODEL_KINDS)})")
-
-
-def _read(path: Path) -> str:
-    return path.read_text() if path.is_file() else ""

@@ -17,6 +17,7 @@ import numpy as np
 from jax_llm import datasets
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import NUM_CODES, code_id, code_ids, normalize, word_code
+from jax_llm.ime.modelfiles import read_json
 from jax_llm.textfile import read_text
 
 MIN_WORDS = 20  # fewer cannot be split into train and test usefully
@@ -101,5 +102,14 @@ class Vocab:
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
-        d = json.loads(path.read_text())
-        return cls(d["words"], d["counts"])
+        """vocab.json as `save` writes it; a damaged one is refused with one line naming it."""
+        d = read_json(path, {"words": list, "counts": list})
+        words, counts = d["words"], d["counts"]
+        if len(words) != len(counts):
+            raise UserError(f"{path}: {len(words)} words but {len(counts)} counts")
+        if not all(isinstance(w, str) for w in words) or not all(type(c) is int for c in counts):
+            raise UserError(f"{path}: 'words' should hold strings and 'counts' integers")
+        try:
+            return cls(words, counts)
+        except UserError as e:  # a word without a code
+            raise UserError(f"{path}: {e}") from None

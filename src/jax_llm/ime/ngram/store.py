@@ -3,8 +3,9 @@ loading it, and the default model: one trained on `shakespeare` once and cached.
 
 import json
 import os
+import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from jax_llm.datasets import cache_root
 from jax_llm.errors import UserError
 from jax_llm.ime.codes import NUM_CODES
+from jax_llm.ime.modelfiles import check_fields, read_meta, unreadable
 from jax_llm.ime.ngram.backoff import Backoff, BackoffLevel
 from jax_llm.ime.ngram.kn import KN, KNConfig
 from jax_llm.ime.ngram.kn_table import KNLevel, KNTable
@@ -39,8 +41,16 @@ def _level_arrays(levels, first: int, prefix: str = "") -> dict[str, np.ndarray]
             for name, a in zip(level.ON_DISK, level) if a is not None}
 
 
-def _levels(level_type, arrays: dict[str, np.ndarray], n: int, first: int, prefix: str = "") -> list:
-    """`_level_arrays` read back: n levels of `level_type`, an array missing on disk as None."""
+def _levels(level_type, arrays: dict[str, np.ndarray], n: int, first: int, prefix: str = "",
+            path: Path | None = None) -> list:
+    """`_level_arrays` read back: n levels of `level_type`, an array missing on disk as None. Only a
+    level 0 may lack its first array (Kneser-Ney's history trie: the empty history has none); another
+    missing one means the file (`path`) does not belong to the model.json beside it."""
+    missing = [f"{prefix}{name}{i}" for i in range(first, first + n) for j, name in enumerate(level_type.ON_DISK)
+               if f"{prefix}{name}{i}" not in arrays and (i, j) != (0, 0)]
+    if missing:
+        raise UserError(f"{path}: no array {missing[0]!r} ({len(missing)} missing), which the orders in "
+                        f"model.json need")
     return [level_type(*(arrays.get(f"{prefix}{name}{i}") for name in level_type.ON_DISK))
             for i in range(first, first + n)]
 
@@ -72,24 +82,36 @@ def save(model, out: Path, meta: dict) -> None:
         os.replace(tmp, out)
 
 
-def load(path: Path):
-    """A model directory written by `save` (`jax-llm ime train-ngram`)."""
-    path = Path(path)
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
-        meta = json.loads((path / "model.json").read_text())
-        vocab = Vocab.load(path / "vocab.json")
-        with np.load(path / "arrays.npz") as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"cannot load model from {path}: {e}") from None
-    if meta.get("kind") == "backoff":
-        return Backoff(vocab, _levels(BackoffLevel, arrays, meta["order"], 1))
-    if meta.get("kind") == "kn":
-        code_order, word_order = meta["max_code_order"], meta["max_word_order"]
-        return KN(vocab, KNTable(code_order, NUM_CODES, _levels(KNLevel, arrays, code_order, 0, "codes_")),
-                  KNTable(word_order, len(vocab), _levels(KNLevel, arrays, word_order, 0, "words_")),
-                  KNConfig(**meta["config"]))
-    raise UserError(f"{path}: unknown model kind {meta.get('kind')!r}")
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # missing, truncated, not an archive
+        raise unreadable(path, e, "a valid .npz archive") from None
+
+
+def load(path: Path):
+    """A model directory written by `save` (`jax-llm ime train-ngram`); a damaged file is refused with one
+    line naming it (`UserError`)."""
+    path = Path(path)
+    meta, where = read_meta(path), path / "model.json"
+    if meta["kind"] not in MODEL_KINDS:
+        raise UserError(f"{where}: a {meta['kind']} model, not an n-gram model")
+    orders = [meta[key] for key in ("order", "max_code_order", "max_word_order") if key in meta]
+    if min(orders) < 1:
+        raise UserError(f"{where}: orders must be 1 or more, got {min(orders)}")
+    vocab = Vocab.load(path / "vocab.json")
+    arrays, npz = _read_arrays(path / "arrays.npz"), path / "arrays.npz"
+    if meta["kind"] == "backoff":
+        return Backoff(vocab, _levels(BackoffLevel, arrays, meta["order"], 1, path=npz))
+    code_order, word_order = meta["max_code_order"], meta["max_word_order"]
+    config = {f.name: f.type for f in fields(KNConfig)}
+    check_fields(where, meta["config"], config, required=False, where="config.")
+    if unknown := set(meta["config"]) - set(config):
+        raise UserError(f"{where}: unknown setting 'config.{min(unknown)}'")
+    return KN(vocab, KNTable(code_order, NUM_CODES, _levels(KNLevel, arrays, code_order, 0, "codes_", npz)),
+              KNTable(word_order, len(vocab), _levels(KNLevel, arrays, word_order, 0, "words_", npz)),
+              KNConfig(**meta["config"]))
 
 
 def default_model_dir(kind: str) -> Path:

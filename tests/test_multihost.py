@@ -5,6 +5,7 @@ Ctrl-C, and stop (not hang) when a peer dies or the coordinator cannot be reache
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -86,8 +87,14 @@ def test_two_processes_log_the_losses_of_four_devices_and_resume_together(tmp_pa
     # only process 0 reports; the sample at the end needs the fsdp-sharded params of both processes
     for (_, out0, _), (_, out1, _) in (first, second):
         assert "4 device(s)" in out0 and "val loss" in out0
-        assert not [line for line in out1.splitlines() if not line.startswith("[Gloo]")], out1
+        assert without_gloo(out1).strip() == "", out1
     assert "sample:" in second[0][1]
+
+
+def without_gloo(out: str) -> str:
+    """Output without Gloo's connection messages, which its threads print, sometimes mixed into each other."""
+    return re.sub(r"\d+ is connected to \d+ peer ranks\. Expected number of connected peer ranks is : \d+", "",
+                  out.replace("[Gloo] Rank ", ""))
 
 
 def start_long_run(run_dir, text, *flags):

@@ -76,14 +76,19 @@ class Server:
         return self.proc.returncode
 
 
+def serving(model: Path, log_dir: Path):
+    """A server of `model` until the session ends; `model_unchanged()` says whether serving wrote to it."""
+    digest = model_digest(model)
+    server = Server(model, log_dir / "stderr.log")
+    server.model_unchanged = lambda: model_digest(model) == digest
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def ime_server(ime_ui_model, tmp_path_factory):
     """One server for the whole session (the model is loaded once; every test may use it)."""
-    digest = model_digest(ime_ui_model)
-    server = Server(ime_ui_model, tmp_path_factory.mktemp("ime_server") / "stderr.log")
-    server.model_unchanged = lambda: model_digest(ime_ui_model) == digest
-    yield server
-    server.stop()
+    yield from serving(ime_ui_model, tmp_path_factory.mktemp("ime_server"))
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +104,7 @@ def ime_transformer_model(ime_ui_model) -> Path:
 
 @pytest.fixture(scope="session")
 def ime_transformer_server(ime_transformer_model, tmp_path_factory):
-    digest = model_digest(ime_transformer_model)
-    server = Server(ime_transformer_model, tmp_path_factory.mktemp("ime_transformer_server") / "stderr.log")
-    server.model_unchanged = lambda: model_digest(ime_transformer_model) == digest
-    yield server
-    server.stop()
+    yield from serving(ime_transformer_model, tmp_path_factory.mktemp("ime_transformer_server"))
 
 
 @pytest.fixture

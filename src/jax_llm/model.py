@@ -143,6 +143,14 @@ class GPT(nnx.Module):
 
     def __call__(self, inputs, aux=None, *, dropout_key=None, cache=None, pos=0):
         """Logits (B, T, out_vocab) in float32. With `cache` (from `init_cache`), positions start at `pos`."""
+        x = self.hidden(inputs, aux, dropout_key=dropout_key, cache=cache, pos=pos)
+        if self.head is not None:
+            return self.head(x).astype(jnp.float32)
+        return (x @ self.output_embedding().T.astype(x.dtype)).astype(jnp.float32)
+
+    def hidden(self, inputs, aux=None, *, dropout_key=None, cache=None, pos=0):
+        """The final (normalised) hidden states (B, T, n_embd): what the output layer scores. A job that
+        scores only some of the outputs (the input method's candidates) starts from here."""
         T = inputs.shape[1]
         x = self.wte(inputs) + self.wpe(pos + jnp.arange(T))[None]
         if self.aux_embed is not None:
@@ -151,14 +159,15 @@ class GPT(nnx.Module):
         x = _dropout(x, self.cfg.dropout, None if keys is None else keys[-1])
         for i, block in enumerate(self.blocks):
             x = block(x, None if keys is None else keys[i], None if cache is None else cache[i], pos)
-        x = self.ln_f(x)
+        return self.ln_f(x)
+
+    def output_embedding(self):
+        """The output layer as (out_vocab, n_embd) rows, one per output: logits = hidden @ rows.T."""
         if self.tied == "wte":
-            logits = self.wte.attend(x)
-        elif self.tied == "aux":
-            logits = self.aux_embed.attend(x)[..., : self.out_vocab]
-        else:
-            logits = self.head(x)
-        return logits.astype(jnp.float32)
+            return self.wte.embedding[...]
+        if self.tied == "aux":
+            return self.aux_embed.embedding[: self.out_vocab]
+        return self.head.kernel[...].T
 
 
 def init_cache(cfg: ModelConfig, batch: int, dtype=jnp.float32) -> list[list[jax.Array]]:

@@ -48,19 +48,20 @@ def cross_entropy(logits, targets):
     return jnp.sum(jnp.where(valid, nll, 0.0)), jnp.sum(valid)
 
 
-def make_steps(graphdef, tx, cfg: RunConfig, restrict=None, gathered=None):
+def lm_objective(model, batch, key=None):
+    """The language model's loss: every output scored at every position."""
+    return cross_entropy(model(batch["inputs"], batch.get("aux"), dropout_key=key), batch["targets"])
+
+
+def make_steps(graphdef, tx, cfg: RunConfig, objective=lm_objective, gathered=None):
     """The pure train step and eval step; state = {"params", "opt"}.
 
     With `gathered` (a replicated sharding, for FSDP), parameters are all-gathered for compute and
     their gradients come back reduced into shards; activations stay split over the batch only.
 
-    `restrict(logits, batch) -> logits`, if given, is applied to the model's output before the loss (the
-    input method masks the words whose code is not the typed one); the engine stays job-agnostic.
+    `objective(model, batch, key) -> (summed loss, scored positions)` is the job's loss (the input method
+    scores only the typed code's words); the engine stays job-agnostic.
     """
-
-    def logits_of(model, batch, key=None):
-        logits = model(batch["inputs"], batch.get("aux"), dropout_key=key)
-        return logits if restrict is None else restrict(logits, batch)
 
     compute_dtype = jnp.bfloat16 if cfg.train.precision == "bf16" else None
 
@@ -72,9 +73,7 @@ def make_steps(graphdef, tx, cfg: RunConfig, restrict=None, gathered=None):
         return params
 
     def loss_fn(params, batch, key):
-        model = nnx.merge(graphdef, compute_params(params))
-        logits = logits_of(model, batch, key)
-        total, count = cross_entropy(logits, batch["targets"])
+        total, count = objective(nnx.merge(graphdef, compute_params(params)), batch, key)
         return total / jnp.maximum(count, 1)
 
     def train_step(state, batch, key):
@@ -106,8 +105,7 @@ def make_steps(graphdef, tx, cfg: RunConfig, restrict=None, gathered=None):
         return jax.lax.scan(one, state, (batches, steps))
 
     def eval_step(params, batch):
-        logits = logits_of(nnx.merge(graphdef, compute_params(params)), batch)
-        return cross_entropy(logits, batch["targets"])
+        return objective(nnx.merge(graphdef, compute_params(params)), batch)
 
     return train_step, train_steps, eval_step
 
@@ -144,7 +142,7 @@ def state_init(cfg: RunConfig, tx):
     return init
 
 
-def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, restrict=None) -> Engine:
+def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, objective=lm_objective) -> Engine:
     """State initialised directly in its shardings (replicated, or split with fsdp) on `mesh` (default: all devices)."""
     mesh = mesh or parallel.make_mesh()
     tx = make_optimizer(cfg.train)
@@ -153,7 +151,7 @@ def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, restrict
     shardings = parallel.tree_shardings(mesh, jax.eval_shape(init), cfg.train.fsdp)
     state = jax.jit(init, out_shardings=shardings)()
     replicated = parallel.NamedSharding(mesh, parallel.P())
-    train_step, train_steps, eval_step = make_steps(graphdef, tx, cfg, restrict, replicated if cfg.train.fsdp else None)
+    train_step, train_steps, eval_step = make_steps(graphdef, tx, cfg, objective, replicated if cfg.train.fsdp else None)
     micro_batches, rows = parallel.batch_sharding(mesh, 3, 1), parallel.batch_sharding(mesh, 2, 0)
     train_step = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, micro_batches, replicated),
                          out_shardings=(shardings, replicated))
@@ -289,13 +287,13 @@ def restore_or_initialise(engine: Engine, checkpoints: Checkpoints, resume: bool
 
 
 def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, resume: bool,
-        quiet: bool = False, restrict=None, warm_start=None) -> FitResult:
+        quiet: bool = False, objective=lm_objective, warm_start=None) -> FitResult:
     """Train on aligned streams. Checkpoints, metrics and the loss plot go to `run_dir`.
 
     `warm_start(params) -> params`, if given, replaces freshly initialised parameters (not on resume).
     """
     run, t, block = RunDir(run_dir), cfg.train, cfg.model.block_size
-    engine = build_engine(cfg, restrict=restrict)
+    engine = build_engine(cfg, objective=objective)
     checkpoints = Checkpoints(run.checkpoints, t.keep_checkpoints)
     start = restore_or_initialise(engine, checkpoints, resume, warm_start)
     tokens_per_step = t.grad_accum * engine.rows * block

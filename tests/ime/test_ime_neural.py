@@ -1,9 +1,8 @@
-"""The FTCIM Transformer: aligned streams, the candidate restriction, training through the engine, the
+"""The FTCIM Transformer: aligned streams, training through the engine, the
 KV-cached predictor, and warm start from a word-level language model trained by `jax-llm train`."""
 
 import json
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -14,7 +13,7 @@ from jax_llm.ime.codes import CODE_IDS, normalize, word_code
 from jax_llm.ime.words import Vocab
 from jax_llm.ime.words import WordCorpus as Corpus
 from jax_llm.metrics import read_metrics
-from jax_llm.train import cross_entropy, load_model
+from jax_llm.train import load_model
 
 TINY = ["--set", "n_layer=2", "--set", "n_head=2", "--set", "n_embd=32", "--set", "batch_size=8",
         "--set", "eval_interval=30", "--set", "eval_batches=2", "--set", "log_interval=1", "--set", "warmup_steps=5"]
@@ -42,17 +41,6 @@ def test_streams_are_aligned():
     assert s.targets.tolist() == [vocab.index["the"], vocab.index["a"], vocab.index["cat"], 0]  # zebra: OOV
     assert s.aux.tolist() == [len(vocab), vocab.index["the"], vocab.index["a"], vocab.index["cat"]]
     assert neural.streams(vocab, ["the"], confirmed=False).aux is None
-
-
-def test_restriction_keeps_only_words_of_the_typed_code():
-    vocab = Vocab.build(["the", "then", "they", "cat", "car", "a"])
-    restrict = neural.make_restrict(vocab)
-    batch = {"inputs": jnp.asarray([[CODE_IDS["th"], CODE_IDS["ca"]]])}
-    logits = restrict(jnp.zeros((1, 2, len(vocab))), batch)
-    kept = [[vocab.words[i] for i in np.flatnonzero(row > neural.MASKED)] for row in np.asarray(logits[0])]
-    assert sorted(kept[0]) == ["the", "then", "they"] and sorted(kept[1]) == ["car", "cat"]
-    total, count = cross_entropy(logits, jnp.asarray([[vocab.index["then"], vocab.index["cat"]]]))
-    assert int(count) == 2 and float(total) == pytest.approx(np.log(3) + np.log(2), rel=1e-5)
 
 
 def test_training_lowers_the_loss_and_writes_a_model_dir(model_dir):

@@ -3,8 +3,9 @@
 An input-method job is a pair of aligned streams for `train.fit`: position i reads code_i (702 ids)
 and, in the confirmed-words setting, the previous confirmed word w_{i-1} (the `aux` stream: the word
 ids plus a start-of-text id), and is scored against w_i. Attention is causal, so a prediction never
-sees a later code. Scores can be restricted to words whose code is the typed one (`restrict`), in the
-training loss and in prediction alike.
+sees a later code. Scores are restricted to the words whose code is the typed one, in the training loss
+(the candidate-only output layer, `ime.candidates`) and in prediction alike. Word ids are grouped by code
+(`Vocab.grouped`); model directories record that as format 2, and an older one is refused in one line.
 """
 
 import json
@@ -21,15 +22,22 @@ from flax import nnx
 from jax_llm import data
 from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
+from jax_llm.ime import candidates
 from jax_llm.ime.codes import CODE_IDS, NUM_CODES, code_ids
 from jax_llm.ime.modelfiles import read_meta
 from jax_llm.ime.words import Vocab, WordCorpus, dev_split
 from jax_llm.model import init_cache
 from jax_llm.sample import extend, prefill
 from jax_llm.rundir import RunDir, resolve_config
-from jax_llm.train import FitResult, fit, load_model
+from jax_llm.train import FitResult, fit, lm_objective, load_model
 
 MASKED = -1e9  # logit of a word whose code is not the typed one
+FORMAT = 2  # model.json's "format": 2 = word ids grouped by code
+
+
+def ime_vocab(corpus: WordCorpus) -> Vocab:
+    """The output vocabulary: the train split's words, ids grouped by code."""
+    return Vocab.build(corpus.train).grouped()
 
 
 def code_stream(words: Sequence[str]) -> np.ndarray:
@@ -56,16 +64,6 @@ def window_start(position: int, block: int) -> int:
     return max(0, (position // half - 1) * half)
 
 
-def make_restrict(vocab: Vocab):
-    """(logits, batch) -> logits with every word whose code differs from the typed code masked out."""
-    word_codes = jnp.asarray(vocab.code_of)
-
-    def restrict(logits, batch):
-        return mask_other_codes(logits, batch["inputs"], word_codes)
-
-    return restrict
-
-
 def ime_sizes(vocab: Vocab, confirmed: bool) -> dict:
     """The model sizes that follow from the vocabulary (the output layer is tied to the previous-word
     embedding, `tie_embeddings`, when there is one)."""
@@ -74,7 +72,7 @@ def ime_sizes(vocab: Vocab, confirmed: bool) -> dict:
 
 def save_meta(run: RunDir, vocab: Vocab, **meta) -> None:
     vocab.save(run.vocab)
-    run.model_meta.write_text(json.dumps({"kind": "transformer", **meta}, indent=2) + "\n")
+    run.model_meta.write_text(json.dumps({"kind": "transformer", "format": FORMAT, **meta}, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- batch prediction over a whole split
@@ -143,6 +141,9 @@ class TransformerPredictor:
     def __init__(self, run_dir: Path):
         run = RunDir(run_dir)
         meta = read_meta(run.path)
+        if meta.get("format") != FORMAT:
+            raise UserError(f"{run.model_meta}: made by an older jax-llm (format {meta.get('format', 1)}, this one "
+                            f"reads {FORMAT}: word ids grouped by code); train it again with `jax-llm ime train`")
         self.confirmed, self.restricted = meta["confirmed"], meta.get("restricted", True)
         self.vocab = Vocab.load(run.vocab)
         self.cfg, self.model, _ = load_model(run.path)
@@ -219,7 +220,7 @@ def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", o
           warm_start: Path | None = None) -> FitResult:
     """Train on the first 90% of the train split, validating on the rest (the dev slice); test is unseen."""
     run = RunDir(run_dir)
-    vocab = Vocab.build(corpus.train)
+    vocab = ime_vocab(corpus)
     cfg = resolve_config(run, resume, preset, list(overrides), derived=ime_sizes(vocab, confirmed))
     fit_words, dev_words = dev_split(corpus.train)
     if len(dev_words) <= cfg.model.block_size:
@@ -231,8 +232,14 @@ def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", o
     cfg.save(run.config)
     save_meta(run, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted,
               warm_start=str(warm_start) if warm_start else None)
-    return fit(run.path, cfg, streams(vocab, fit_words, confirmed), streams(vocab, dev_words, confirmed), resume,
-               quiet=quiet, restrict=make_restrict(vocab) if restricted else None, warm_start=init)
+    fit_streams = streams(vocab, fit_words, confirmed)
+    objective = lm_objective
+    if restricted:
+        positions = cfg.train.batch_size * jax.device_count() * cfg.model.block_size
+        objective = candidates.objective(candidates.fit_layout(vocab.code_of, fit_streams.inputs, fit_streams.targets,
+                                                               positions))
+    return fit(run.path, cfg, fit_streams, streams(vocab, dev_words, confirmed), resume, quiet=quiet,
+               objective=objective, warm_start=init)
 
 
 # ---------------------------------------------------------------- warm start from a word-level language model
@@ -245,7 +252,7 @@ def export_words(corpus, out_dir: Path) -> tuple[Path, Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = Vocab.build(corpus.train)
+    vocab = ime_vocab(corpus)
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab.words)}, unk_token=vocab.words[0]))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     text, tok_path = out_dir / "train-words.txt", out_dir / "words-tokenizer.json"

@@ -90,6 +90,12 @@ class Vocab:
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         return cls([w for w, _ in ranked], [c for _, c in ranked])
 
+    def grouped(self) -> "Vocab":
+        """The same words with ids grouped by code (each code's words contiguous, most frequent first): the
+        layout the Transformer's candidate-only output layer reads (`ime.candidates`)."""
+        order = np.argsort(self.code_of[1:], kind="stable") + 1
+        return Vocab([self.words[i] for i in order], self.counts[order].tolist())
+
     def __len__(self) -> int:
         return len(self.words)
 

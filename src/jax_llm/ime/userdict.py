@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -34,16 +33,23 @@ def default_path() -> Path:
 
 def write_atomic(path: Path, text: str) -> None:
     """`text` into `path` through a temporary file beside it and a rename: a reader sees the old file or
-    the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    the new one, never half of one. The file keeps its permissions (a new one gets the umask's)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if mode is not None:
+                os.fchmod(fd, mode)
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -85,7 +85,10 @@ def test_moby_dick_in_the_page(browser, start_ime_server, ime_predictor, tmp_pat
         pg.keyboard.press("Enter")
         pg.keyboard.type("is")
         settled(pg)
-        assert "ishmael" in candidates(pg)
+        assert "ishmael" in candidates(pg)[1:]  # offered, below the model's top word
         pg.keyboard.press(str(candidates(pg).index("ishmael") + 1))
         settled(pg)
-        assert text(pg).endswith(" ishmael")
+        assert text(pg).endswith(" ishmael") and UserDict(user_dict).count("ishmael") == 2  # picked: learnt again
+        pg.keyboard.press("Backspace")  # undo takes back the word and what it taught
+        settled(pg)
+        assert not text(pg).endswith("ishmael") and UserDict(user_dict).count("ishmael") == 1

@@ -1,8 +1,10 @@
 """The web page of `jax-llm ime serve` in a real browser: Debian's headless Chromium driven by Playwright,
 at a desktop size and on a phone-sized screen."""
 
+import json
 import os
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,25 @@ def test_capitals_punctuation_paging_and_spelling(page, ime_predictor):
     page.keyboard.press("2")
     settled(page)
     assert text(page) == f'First two, "{ime_predictor.candidates("ch", ["first", "two"], 1)[0][0]}" Zarathustra. {th[19]}'
+
+
+def test_the_page_speaks_the_same_language_as_the_server(page, ime_server):
+    """static/ime.js mirrors composer.py: the same keys give the same text in the page as in /api/convert."""
+    for keys in ['Fitw, "chinme" (FI) - i  1851!', "/don't /Moby-Dick, I. th2th>1th>>>>3", "ca\n\nMe xq; a  2 be3",
+                 "'th' /Zarathustra's (/x) fi\x7f\x7f\x7fTH>>2!", "/abc\x7f\x7fd ef"]:
+        request = urllib.request.Request(ime_server.url + "/api/convert", json.dumps({"codes": keys}).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            want = json.loads(r.read())["text"]
+        page.locator("#clear").click()
+        for ch in keys:
+            page.keyboard.press({"\n": "Enter", "\x7f": "Backspace"}.get(ch, ch))
+        settled(page)
+        if page.locator("#current").text_content():
+            page.keyboard.press("Enter")  # the end of input: the word shown is accepted
+            settled(page)
+        expect(page.locator("#status")).to_have_text("")
+        assert text(page) == want, keys
 
 
 def test_the_convert_form_converts_a_whole_string(page):

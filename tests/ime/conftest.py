@@ -1,7 +1,9 @@
 """Fixtures for the input method as people use it: a real n-gram model trained by the CLI on a small corpus
-that contains "first two character input method", and a real `jax-llm ime serve` process on a free port."""
+that contains "first two character input method", and a real `jax-llm ime serve` process on a free port.
+The user data directory ($XDG_DATA_HOME, the user dictionary's home) is a temporary folder for every test."""
 
 import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -22,6 +24,19 @@ def model_digest(model_dir: Path) -> str:
         if p.is_file():
             h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_data_home(tmp_path_factory):
+    """No test reads or writes the real ~/.local/share: $XDG_DATA_HOME (inherited by the commands the tests
+    start) is a temporary folder for the whole session; tests that learn give their own `--user-dict`."""
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg_data_home"))
+    yield Path(os.environ["XDG_DATA_HOME"])
+    if saved is None:
+        del os.environ["XDG_DATA_HOME"]
+    else:
+        os.environ["XDG_DATA_HOME"] = saved
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +92,10 @@ class Server:
 
 
 def serving(model: Path, log_dir: Path):
-    """A server of `model` until the session ends; `model_unchanged()` says whether serving wrote to it."""
+    """A server of `model` until the session ends, learning nothing (its answers stay the model's own);
+    `model_unchanged()` says whether serving wrote to the model."""
     digest = model_digest(model)
-    server = Server(model, log_dir / "stderr.log")
+    server = Server(model, log_dir / "stderr.log", "--no-learn")
     server.model_unchanged = lambda: model_digest(model) == digest
     yield server
     server.stop()
@@ -119,3 +135,20 @@ def start_ime_server(ime_ui_model, tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never a downloaded browser
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright, for the page's tests."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # a bound for a loaded 2-core CI machine, not a timing assertion
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

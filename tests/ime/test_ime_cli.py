@@ -49,12 +49,20 @@ def test_train_eval_convert(corpus, kn_dir, tmp_path):
     assert len(lines) == 5 and lines[0].split()[0] == "fi"
     r = run("convert", "i am xq", "--model", kn_dir)
     assert r.returncode == 0 and r.stdout.split() == ["i", "am", "[xq?]"]
+    # the typing language of `ime type`: capitals, punctuation, spelling, a digit picks, > pages
+    r = run("convert", "Fitw, chin/Zarathustra.", "--model", kn_dir)
+    first, two, ch, inp = sentence.split()[:4]
+    assert r.returncode == 0 and r.stdout == f"{first.capitalize()} {two}, {ch} {inp} Zarathustra.\n", r.stderr
+    r = run("convert", "th2 th>1", "--model", kn_dir, "--top-k", "12")
+    th = r.stdout.splitlines()[1].split()[1:]
+    assert r.returncode == 0 and r.stdout.splitlines()[0].split() == [th[2], th[18]]  # " | " separates them
+    r = run("convert", "fitw0", "--model", kn_dir)
+    assert r.returncode == 2 and "position 5 of 'fitw0': digit 0 picks nothing" in r.stderr
 
 
-@pytest.mark.parametrize("args, says", [
-    (["convert", "Fitw"], "invalid character 'F'"),
-    (["convert", "fi2tw"], "invalid character '2'"),
-    (["convert", "fi,tw"], "invalid character ','"),
+@pytest.mark.parametrize("args, says", [  # refused before any model is loaded
+    (["convert", "fi@tw"], "invalid character '@'"),
+    (["convert", "fi\ttw"], "invalid character '\\t'"),
     (["convert", "   "], "no codes"),
     (["convert", "fitw", "--model", "/nonexistent/model"], "model not found"),
     (["convert", "fitw", "--top-k", "0"], "--top-k"),

@@ -66,6 +66,50 @@ def test_convert_gives_the_phrase(ime_server):
     assert status == 200 and data["words"][0] == "[qx?]" and not data["steps"][0]["known"]
 
 
+def test_convert_speaks_the_typing_language(ime_server, ime_predictor):
+    status, data, _ = post(ime_server, "/api/convert", {"codes": 'Fitw, "chinme." /Ishmael (FI)', "k": 3})
+    assert status == 200, data
+    fi = ime_predictor.candidates("fi", PHRASE.split() + ["ishmael"], 1)[0][0]
+    assert data["text"] == f'First two, "character input method." Ishmael ({fi.upper()})'
+    assert [s["kind"] for s in data["steps"]][:3] == ["word", "word", "mark"]
+    assert data["steps"][0] == {"kind": "word", "code": "fi", "word": "First", "known": True,
+                                "candidates": data["steps"][0]["candidates"]}
+    assert len(data["steps"][0]["candidates"]) == 3 and data["steps"][-4]["kind"] == "spelled"
+    status, data, _ = post(ime_server, "/api/convert", {"codes": "th>2"})  # the eleventh candidate
+    assert status == 200 and data["words"] == [ime_predictor.candidates("th", [], 11)[10][0]]
+
+
+def test_learn_changes_the_servers_dictionary_and_only_it(start_ime_server, ime_predictor, tmp_path):
+    path = tmp_path / "dict.json"
+    server = start_ime_server("--user-dict", str(path))
+    status, info, _ = request(server, "GET", "/api/info")
+    assert status == 200 and info["learning"] is True
+    status, data, _ = post(server, "/api/convert", {"codes": "/Ishmael fi2"})  # converting teaches nothing
+    assert status == 200 and data["text"].startswith("Ishmael ") and not path.exists()
+    words = lambda code: [c["word"] for c in post(server, "/api/predict", {"code": code, "k": 9})[1]["candidates"]]  # noqa: E731
+    assert "ishmael" not in words("is")
+    status, data, _ = post(server, "/api/learn", {"word": "ishmael"})
+    assert status == 200 and data == {"word": "ishmael", "learnt": True, "count": 1}
+    assert json.loads(path.read_text())["words"] == {"ishmael": 1}
+    assert "ishmael" in words("is")[1:]  # offered, below the model's top word
+    assert words("fi") == [w for w, _ in ime_predictor.candidates("fi", [], 9)]  # other codes: the model's own
+    status, data, _ = post(server, "/api/learn", {"word": "ishmael", "undo": True})
+    assert status == 200 and data["count"] == 0 and "ishmael" not in words("is")
+    assert json.loads(path.read_text())["words"] == {}
+    for body in [{"word": "Ishmael"}, {"word": "co-op"}, {"word": ""}, {"word": "a" * 65}, {"word": 3}, {},
+                 {"word": "ishmael", "undo": "yes"}]:
+        status, data, _ = post(server, "/api/learn", body)
+        assert status == 422 and "\n" not in data["error"], body
+
+
+def test_serve_refuses_a_damaged_user_dictionary(tmp_path, ime_ui_model):
+    path = tmp_path / "dict.json"
+    path.write_text("{")
+    r = subprocess.run([*JAX_LLM, "ime", "serve", "--model", str(ime_ui_model), "--port", "0", "--user-dict", str(path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and str(path) in r.stderr and r.stderr.count("\n") == 1 and path.read_text() == "{"
+
+
 def test_page_and_info_are_served(ime_server):
     status, html, r = request(ime_server, "GET", "/")
     assert status == 200 and r.getheader("content-type").startswith("text/html")
@@ -75,7 +119,7 @@ def test_page_and_info_are_served(ime_server):
     status, css, _ = request(ime_server, "GET", "/ime.css")
     assert status == 200 and "#candidates" in css
     status, info, _ = request(ime_server, "GET", "/api/info")
-    assert status == 200 and info["limits"]["body_bytes"] == 65536
+    assert status == 200 and info["limits"]["body_bytes"] == 65536 and info["learning"] is False
 
 
 BIG = b'{"code": "fi", "context": [' + b'"the",' * 11000 + b'"the"]}'  # about 66 KB
@@ -110,10 +154,12 @@ BAD = [
     ("k NaN", "POST", "/api/predict", b'{"code": "fi", "k": NaN}', {}, 422),
     ("codes missing", "POST", "/api/convert", b"{}", {}, 422),
     ("codes a list", "POST", "/api/convert", b'{"codes": ["fi"]}', {}, 422),
-    ("codes with a digit", "POST", "/api/convert", b'{"codes": "fitw3"}', {}, 422),
-    ("codes uppercase", "POST", "/api/convert", b'{"codes": "FiTw"}', {}, 422),
+    ("codes with a key the language lacks", "POST", "/api/convert", b'{"codes": "fi@tw"}', {}, 422),
+    ("codes with a digit that picks nothing", "POST", "/api/convert", b'{"codes": "fitw0"}', {}, 422),
+    ("codes paging without a code", "POST", "/api/convert", b'{"codes": "f>"}', {}, 422),
     ("codes empty", "POST", "/api/convert", b'{"codes": "  "}', {}, 422),
     ("codes too long", "POST", "/api/convert", b'{"codes": "' + b"fi" * 2001 + b'"}', {}, 422),
+    ("learn on a server that does not learn", "POST", "/api/learn", b'{"word": "ishmael"}', {}, 403),
     ("unknown path", "POST", "/api/nothing", b"{}", {}, 404),
     ("GET on the API", "GET", "/api/predict", None, {}, 405),
 ]

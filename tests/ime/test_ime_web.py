@@ -1,52 +1,29 @@
-"""The web page of `jax-llm ime serve` in a real browser: Debian's headless Chromium driven by Playwright."""
+"""The web page of `jax-llm ime serve` in a real browser: Debian's headless Chromium driven by Playwright,
+at a desktop size and on a phone-sized screen."""
+
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
+from webpage import candidates, open_page, settled, text
 
 PHRASE = "first two character input method"  # spliced into the test model's corpus (conftest.py)
-CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never a downloaded browser
-expect.set_options(timeout=30_000)  # a bound for a loaded 2-core CI machine, not a timing assertion
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture
 def page(browser, ime_server):
-    context = browser.new_context(viewport={"width": 900, "height": 600})
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    # the page's own errors; a 4xx the page asked for (a bad code string) is logged too, and is not one
-    pg.on("console", lambda m: errors.append(m.text)
-          if m.type == "error" and "Failed to load resource" not in m.text else None)
-    pg.goto(ime_server.url + "/")
-    expect(pg.locator("#model")).not_to_have_text("…")  # /api/info answered: the script runs
-    yield pg
-    context.close()
-    assert not errors, errors
-
-
-def settled(pg) -> None:
-    """Every key typed so far has been handled (the page handles keys one at a time, in order)."""
-    expect(pg.locator("body")).to_have_attribute("data-busy", "false")
-
-
-def candidates(pg) -> list[str]:
-    return [t.lstrip("0123456789").strip() for t in pg.locator("#candidates li").all_inner_texts()]
+    with open_page(browser, ime_server.url) as pg:
+        yield pg
 
 
 def test_typing_codes_converts_live_and_a_digit_picks(page, ime_predictor, tmp_path):
     editor = page.locator("#editor")
-    expect(editor).to_be_focused()
+    expect(page.locator("#keys")).to_be_focused()  # an input element: a phone opens its keyboard for it
     page.keyboard.type("fitwchinme")
     settled(page)
     expect(editor).to_have_text(PHRASE)  # the last word is shown as the prediction, not yet accepted
@@ -76,9 +53,12 @@ def test_typing_codes_converts_live_and_a_digit_picks(page, ime_predictor, tmp_p
 
     page.keyboard.type("tw")
     settled(page)
+    page.evaluate("document.querySelector('.caret').style.animation = 'none'")  # a still picture
     shot = tmp_path / "ime-web.png"
     page.screenshot(path=str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    if os.environ.get("JAX_LLM_DOCS_SCREENSHOTS") == "1":  # docs/ime-web.png
+        shutil.copy(shot, DOCS / "ime-web.png")
 
 
 def test_backspace_undoes_and_bad_keys_are_explained(page, ime_predictor):
@@ -94,9 +74,9 @@ def test_backspace_undoes_and_bad_keys_are_explained(page, ime_predictor):
     settled(page)
     expect(page.locator("#code")).to_have_text("fi:")
     expect(page.locator("#current")).to_have_text("first")
-    page.keyboard.press("X")
+    page.keyboard.press("@")
     settled(page)
-    expect(page.locator("#status")).to_contain_text("lowercase letters")
+    expect(page.locator("#status")).to_contain_text("not a key here")
     expect(page.locator("#current")).to_have_text("first")  # nothing changed
     page.keyboard.type(" i am")  # space accepts; "i" + space is a one-letter word's code
     page.keyboard.press("Enter")
@@ -108,10 +88,94 @@ def test_backspace_undoes_and_bad_keys_are_explained(page, ime_predictor):
     expect(page.locator("#status")).to_have_text("")
 
 
+def test_capitals_punctuation_paging_and_spelling(page, ime_predictor):
+    page.keyboard.type('Fitw, "ch')
+    settled(page)
+    assert candidates(page)[0] == ime_predictor.candidates("ch", ["first", "two"], 1)[0][0]
+    page.keyboard.type('" /Zara')
+    settled(page)
+    expect(page.locator("#code")).to_have_text("spell:")
+    expect(page.locator("#current")).to_have_text("/Zara")
+    page.keyboard.type("thustra. th")
+    settled(page)
+    context = ["first", "two", "character", "zarathustra"]
+    th = [w for w, _ in ime_predictor.candidates("th", context, 30)]
+    assert candidates(page) == th[:9]
+    expect(page.locator("#more")).to_be_visible()
+    page.keyboard.press(">")  # the next nine
+    settled(page)
+    assert candidates(page) == th[9:18]
+    page.locator("#more").click()  # the button pages too
+    settled(page)
+    assert candidates(page) == th[18:27]
+    page.keyboard.press("2")
+    settled(page)
+    assert text(page) == f'First two, "{ime_predictor.candidates("ch", ["first", "two"], 1)[0][0]}" Zarathustra. {th[19]}'
+
+
+def test_the_page_speaks_the_same_language_as_the_server(page, ime_server):
+    """static/ime.js mirrors composer.py: the same keys give the same text in the page as in /api/convert."""
+    for keys in ['Fitw, "chinme" (FI) - i  1851!', "/don't /Moby-Dick, I. th2th>1th>>>>3", "ca\n\nMe xq; a  2 be3",
+                 "'th' /Zarathustra's (/x) fi\x7f\x7f\x7fTH>>2!", "/abc\x7f\x7fd ef"]:
+        request = urllib.request.Request(ime_server.url + "/api/convert", json.dumps({"codes": keys}).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            want = json.loads(r.read())["text"]
+        page.locator("#clear").click()
+        for ch in keys:
+            page.keyboard.press({"\n": "Enter", "\x7f": "Backspace"}.get(ch, ch))
+        settled(page)
+        if page.locator("#current").text_content():
+            page.keyboard.press("Enter")  # the end of input: the word shown is accepted
+            settled(page)
+        expect(page.locator("#status")).to_have_text("")
+        assert text(page) == want, keys
+
+
 def test_the_convert_form_converts_a_whole_string(page):
     page.fill("#codes", "fitwchinme")
     page.click("#convert-form button")
     expect(page.locator("#convert-out")).to_have_text(PHRASE)
-    page.fill("#codes", "fitw3")
+    page.fill("#codes", "Fitw, ch.")
     page.click("#convert-form button")
-    expect(page.locator("#convert-out")).to_contain_text("error: invalid character '3'")
+    expect(page.locator("#convert-out")).to_contain_text("First two, ")
+    page.fill("#codes", "fitw@")
+    page.click("#convert-form button")
+    expect(page.locator("#convert-out")).to_contain_text("error: invalid character '@'")
+
+
+def test_on_a_phone(browser, ime_server, ime_predictor, tmp_path):
+    """360 x 740, touch: the text arrives as input events (as an on-screen keyboard sends it), candidates are
+    touch targets of 44 px or more, nothing is wider than the screen. `JAX_LLM_DOCS_SCREENSHOTS=1` also writes
+    docs/ime-phone.png."""
+    phone = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+    with open_page(browser, ime_server.url, **phone) as pg:
+        keys = pg.locator("#keys")
+        expect(keys).to_be_focused()
+        assert pg.evaluate("document.activeElement.tagName") == "INPUT"
+        for chunk in ["Fitwch", "inme. Th"]:  # an on-screen keyboard: no key events, text in the input
+            keys.fill(chunk)
+            settled(pg)
+        expect(keys).to_have_value("")  # taken as keys, then cleared
+        assert text(pg) == "First two character input method. "
+        th = [w.capitalize() for w, _ in ime_predictor.candidates("th", PHRASE.split(), 9)]
+        assert candidates(pg) == th
+        boxes = [li.bounding_box() for li in pg.locator("#candidates li").all()]
+        boxes.append(pg.locator("#more").bounding_box())
+        assert all(b["height"] >= 44 and b["width"] >= 44 for b in boxes), boxes
+        assert all(b["x"] >= 0 and b["x"] + b["width"] <= 360 for b in boxes), boxes
+        widths = pg.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1] == 360, widths  # no horizontal scrolling
+        pg.locator("#candidates li").nth(2).tap()
+        settled(pg)
+        assert text(pg) == f"First two character input method. {th[2]}"
+        keys.fill("wo")
+        settled(pg)
+        pg.evaluate("document.querySelector('.caret').style.animation = 'none'")  # a still picture
+        shot = tmp_path / "ime-phone.png"
+        pg.screenshot(path=str(shot))  # what the phone shows
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+        widths = pg.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], widths
+    if os.environ.get("JAX_LLM_DOCS_SCREENSHOTS") == "1":
+        shutil.copy(shot, DOCS / "ime-phone.png")

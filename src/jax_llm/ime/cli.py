@@ -6,14 +6,16 @@ import time
 from pathlib import Path
 
 from jax_llm.errors import UserError
-from jax_llm.ime import neural_cli, serve, type_session
+from jax_llm.ime import neural_cli, serve, type_session, userdict
 
-CONVERT_HELP = """Converts a run of codes into words, online (each word is chosen knowing only its own
-and the earlier codes; earlier choices are the context). Input: lowercase letters a-z, two per word;
-a letter followed by a space or by the end of the input is a one-letter word ("i am" -> i, am), so a
-run of odd length ends with one; spaces only separate codes. Uppercase letters, digits, punctuation and
-other characters are rejected: one line on stderr, exit status 2. A code no known word has is shown as
-[xy?] and the conversion goes on."""
+CONVERT_HELP = """Converts typed keys into text, online (each word is chosen knowing only its own and
+the earlier codes; earlier choices are the context), in the typing language of `jax-llm ime type`: two
+letters a word, a letter followed by a space or by the end is a one-letter word ("i am" -> i, am); a
+capital first letter capitalises the word; a digit after a code picks that candidate, `>` the next nine,
+`/word` spells a word in full; punctuation . , ; : ! ? ' " ( ) - and other digits pass through. A key
+that does nothing (an unknown character, a digit with no such candidate) is refused: one line on stderr,
+exit status 2. A code no known word has is shown as [xy?] and the conversion goes on. Nothing is learnt,
+and the user dictionary is not read: the model alone converts."""
 
 
 def add_parser(subparsers) -> None:
@@ -22,6 +24,7 @@ def add_parser(subparsers) -> None:
     _add_ngram_commands(ime_sub)  # jax-llm ime train-ngram / eval / convert: n-grams and the harness
     type_session.add_parser(ime_sub)  # jax-llm ime type: as-you-type terminal / pipe
     serve.add_parser(ime_sub)  # jax-llm ime serve: web page and JSON API
+    userdict.add_parser(ime_sub)  # jax-llm ime dict list / forget: the user dictionary
     neural_cli.add_parser(ime_sub)  # jax-llm ime train / export-words: the Transformer
 
 
@@ -59,7 +62,7 @@ def _add_ngram_commands(sub) -> None:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("convert", help="convert typed codes into words", description=CONVERT_HELP)
-    p.add_argument("codes", help='e.g. "fitwchinme" or "fi tw ch in me"')
+    p.add_argument("codes", help='e.g. "fitwchinme", "fi tw ch in me" or "Ca me /Ishmael."')
     p.add_argument("--model", default="kn", help="model directory, or kn / backoff: that model trained on "
                    "shakespeare, cached after the first use (default: kn)")
     p.add_argument("--top-k", type=int, default=1, help="show this many candidates per word")
@@ -164,16 +167,16 @@ def _eval_model(spec, args, corpus, vocab, run, say) -> None:
 
 
 def cmd_convert(args) -> int:
-    from jax_llm.ime.codes import parse_codes
-    from jax_llm.ime.predictor import convert_codes, load_predictor
+    from jax_llm.ime.composer import check_keys, compose
+    from jax_llm.ime.predictor import load_predictor
 
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}")
-    codes = parse_codes(args.codes)  # bad input fails before a model is loaded
-    steps = convert_codes(codes, load_predictor(args.model), k=args.top_k)
-    print(" ".join(s.word for s in steps))
+    check_keys(args.codes)  # bad input fails before a model is loaded
+    composer = compose(args.codes, load_predictor(args.model), k=args.top_k)
+    print(composer.text())
     if args.top_k > 1:
-        for s in steps:
-            shown = " | ".join(w for w, _ in s.candidates) if s.known else s.word
-            print(f"{s.code.strip():>2}  {shown}")
+        for t in composer.tokens:
+            if t.kind == "word":
+                print(f"{t.code.strip():>2}  " + (" | ".join(w for w, _ in t.candidates[:args.top_k]) or t.word))
     return 0

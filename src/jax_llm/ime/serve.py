@@ -2,17 +2,21 @@
 
     POST /api/predict  {"code": "fi", "context": ["the", "words", "accepted"], "k": 9}
                        -> {"code": "fi", "candidates": [{"word": "first", "score": -3.2}, ...]}
-    POST /api/convert  {"codes": "fitwchinme", "k": 1}
-                       -> {"words": [...], "text": "...", "steps": [{"code", "word", "known", "candidates"}]}
-    GET  /api/info     -> {"model": ..., "limits": {...}}
+    POST /api/convert  {"codes": "Fitw, chinme.", "k": 1}   (the typing language of `composer.py`)
+                       -> {"words": [...], "text": "First two, character input method.",
+                           "steps": [{"kind", "code", "word", "known", "candidates"}, ...]}
+    POST /api/learn    {"word": "ishmael", "undo": false} -> {"word": "ishmael", "learnt": true, "count": 1}
+    GET  /api/info     -> {"model": ..., "learning": true, "limits": {...}}
     GET  /             the page (static/index.html, ime.js, ime.css: plain files, no build step)
 
 A code is two letters a-z, or one letter (a one-letter word's code; "i" and "i " are the same). Context
 words are lowercase a-z (the model's words). Every bad request gets a 4xx and {"error": "one line"}:
 400 for a body that is not a JSON object, 413 for a body over 64 KiB, 422 for a wrong field (type,
 characters, length), 404/405 for a wrong path or method. The model is loaded once, before the socket
-opens; a prediction is a function of the request (the Transformer's keystroke cache is its own, behind
-its own lock).
+opens; a prediction is a function of the request and the user dictionary (the Transformer's keystroke
+cache is its own, behind its own lock). The user dictionary (`--user-dict`, `--no-learn`, as for `ime type`)
+ranks every prediction and conversion; only /api/learn changes it (403 under `--no-learn`), and
+/api/convert never does.
 """
 
 import argparse
@@ -23,6 +27,7 @@ import sys
 from importlib import resources
 
 from jax_llm.errors import UserError
+from jax_llm.ime import userdict
 from jax_llm.ime.codes import LETTERS
 from jax_llm.ime.predictor import Predictor
 
@@ -30,7 +35,7 @@ MAX_BODY = 64 * 1024
 MAX_CONTEXT_WORDS = 1000
 MAX_WORD_CHARS = 64
 MAX_CODES_CHARS = 4000
-MAX_K = 50
+MAX_K = 1000  # a code has at most 910 words in shakespeare; the page asks for one page more at a time
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/ime.js": ("ime.js", "text/javascript; charset=utf-8"),
           "/ime.css": ("ime.css", "text/css; charset=utf-8")}
@@ -98,7 +103,7 @@ def predict(predictor: Predictor, data: dict) -> dict:
 
 
 def convert(predictor: Predictor, data: dict) -> dict:
-    from jax_llm.ime.predictor import convert_codes
+    from jax_llm.ime.composer import compose, render
 
     codes = data.get("codes")
     if not isinstance(codes, str):
@@ -107,13 +112,31 @@ def convert(predictor: Predictor, data: dict) -> dict:
         raise ApiError(422, f"'codes' is {len(codes)} characters long, at most {MAX_CODES_CHARS}")
     k = _int_field(data, "k", 1, MAX_K)
     try:
-        steps = convert_codes(codes, predictor, k)
+        tokens = compose(codes, predictor, k).tokens
     except UserError as e:
         raise ApiError(422, str(e)) from None
-    words = [s.word for s in steps]
-    return {"words": words, "text": " ".join(words),
-            "steps": [{"code": s.code, "word": s.word, "known": s.known, "candidates": _candidates(s.candidates)}
-                      for s in steps]}
+    return {"words": [t.text for t in tokens if t.kind != "newline"], "text": render(tokens),
+            "steps": [{"kind": t.kind, "code": t.code, "word": t.text, "known": t.kind != "word" or bool(t.candidates),
+                       "candidates": _candidates(t.candidates[:k])} for t in tokens if t.kind != "newline"]}
+
+
+def learn(user: "userdict.UserDict", data: dict) -> dict:
+    """One word learnt, or (undo) taken back: the page's only way to change the user dictionary."""
+    if not user.learning:
+        raise ApiError(403, "this server does not learn (--no-learn)")
+    word, undo = data.get("word"), data.get("undo", False)
+    if not isinstance(undo, bool):
+        raise ApiError(422, "'undo' must be true or false")
+    if not userdict.valid_word(word):
+        raise ApiError(422, f"'word' must be 1 to {userdict.MAX_WORD_CHARS} lowercase letters a-z, got {word!r}"[:200])
+    try:
+        if undo:
+            user.unlearn(word)
+        else:
+            user.learn(word)
+    except UserError as e:  # the file could not be read or written: the server's problem, said in one line
+        raise ApiError(500, str(e)) from None
+    return {"word": word, "learnt": not undo, "count": user.count(word)}
 
 
 async def read_json(request) -> dict:
@@ -135,8 +158,9 @@ async def read_json(request) -> dict:
     return data
 
 
-def create_app(predictor: Predictor, model_name: str = ""):
-    """The Starlette app around one loaded model."""
+def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserDict | None" = None):
+    """The Starlette app around one loaded model (ranked with `user`'s words when the caller wraps it so:
+    `userrank.WithUserWords`), changing `user` only through /api/learn."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
@@ -161,8 +185,14 @@ def create_app(predictor: Predictor, model_name: str = ""):
         data = await read_json(request)
         return JSONResponse(await run_in_threadpool(convert, predictor, data), headers=HEADERS)
 
+    async def api_learn(request):
+        data = await read_json(request)
+        if user is None:
+            raise ApiError(403, "this server has no user dictionary")
+        return JSONResponse(await run_in_threadpool(learn, user, data), headers=HEADERS)
+
     async def api_info(request):
-        return JSONResponse({"model": model_name, "limits": {
+        return JSONResponse({"model": model_name, "learning": bool(user and user.learning), "limits": {
             "body_bytes": MAX_BODY, "context_words": MAX_CONTEXT_WORDS, "word_chars": MAX_WORD_CHARS,
             "codes_chars": MAX_CODES_CHARS, "k": MAX_K}}, headers=HEADERS)
 
@@ -182,6 +212,7 @@ def create_app(predictor: Predictor, model_name: str = ""):
     routes = [Route(path, page, methods=["GET"]) for path in STATIC] + [Route("/favicon.ico", no_icon)]
     routes += [Route("/api/predict", api_predict, methods=["POST"]),
                Route("/api/convert", api_convert, methods=["POST"]),
+               Route("/api/learn", api_learn, methods=["POST"]),
                Route("/api/info", api_info, methods=["GET"])]
     return Starlette(routes=routes, exception_handlers={
         ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash})
@@ -204,11 +235,13 @@ def serve_command(args) -> int:
     import uvicorn
 
     from jax_llm.ime.predictor import load_predictor
+    from jax_llm.ime.userrank import WithUserWords
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0..65535, got {args.port}")
-    predictor = load_predictor(args.model)  # once, before the socket opens
-    app = create_app(predictor, model_name=str(args.model))
+    user = userdict.open_for(args)
+    predictor = WithUserWords(load_predictor(args.model), user)  # once, before the socket opens
+    app = create_app(predictor, model_name=str(args.model), user=user)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -233,4 +266,5 @@ def add_parser(ime_subparsers) -> None:
                    help="model directory from `jax-llm ime train-ngram`, or kn/backoff (default: kn)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    userdict.add_options(p)
     p.set_defaults(func=serve_command)

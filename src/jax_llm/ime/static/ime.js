@@ -1,29 +1,86 @@
-// The input method page: the same keys as `jax-llm ime type` (see type_session.py), predictions from
-// POST /api/predict with the accepted words as context. Keys are handled strictly in order: each waits
-// for the one before (and its prediction), so fast typing converts exactly as slow typing does.
+// The input method page: the typing language of `jax-llm ime type`, key for key (composer.py and keys.py;
+// keep them in step), with predictions from POST /api/predict and the words it learns sent to
+// POST /api/learn. Keys are handled strictly in order: each waits for the one before (and its
+// prediction), so fast typing converts exactly as slow typing does.
 "use strict";
 
 const LETTERS = "abcdefghijklmnopqrstuvwxyz";
-const K = 9;               // digits 1-9 pick
-const CONTEXT_WORDS = 500; // most recent accepted words sent as context
+const PAGE_SIZE = 9;           // digits 1-9 pick on the page shown
+const SPELL = "/";             // spell a word in full; space or Enter ends it
+const NEXT_PAGE = ">";         // the next nine candidates
+const PUNCTUATION = ".,;:!?'\"()-";
+const DIGITS = "0123456789";
+const SPELL_INSIDE = "'-";
+const GLUE_BEFORE = ".,;:!?)";
+const QUOTES = "'\"";
+const CONTEXT_WORDS = 500;     // most recent words sent as context
 
 const state = {
-  lines: [[]],       // accepted words, by line: {word, code, known}
+  tokens: [],        // confirmed: {text, kind: word|spelled|mark|digit|newline, code, kase, word, learnt}
+  lineStart: 0,      // index in tokens where the current line begins
   typed: "",         // the code being typed: "", "f", "fi" or "f "
+  kase: "",          // "", "cap" or "upper"
+  spelling: null,    // the word being spelled after "/"
+  page: 0,
   candidates: [],    // [{word, score}] for a full code
+  learning: false,   // the server learns (GET /api/info)
 };
 
 const $ = (id) => document.getElementById(id);
 const complete = () => state.typed.length === 2;
 const placeholder = (code) => `[${code.trim()}?]`;
-const prediction = () =>
-  !complete() ? "" : state.candidates.length ? state.candidates[0].word : placeholder(state.typed);
-const currentLine = () => state.lines[state.lines.length - 1];
+const shownWord = (cands) => (cands.length ? cands[0].word : placeholder(state.typed));
+const cased = (w, kase) => (kase === "upper" ? w.toUpperCase() : kase === "cap" ? w.charAt(0).toUpperCase() + w.slice(1) : w);
+const prediction = () => (complete() ? cased(shownWord(state.candidates), state.kase) : "");
+const shown = () => state.candidates.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
+const pages = () => state.candidates.length > PAGE_SIZE;
+const isAlnum = (ch) => /^[\p{L}\p{N}]$/u.test(ch);
+const isLetter = (ch) => LETTERS.includes(ch.toLowerCase()) && ch.length === 1;
+const normalize = (text) => text.toLowerCase().replace(/[^a-z]+/g, " ").trim().split(" ").filter(Boolean);
+const learnable = (w) => w.length > 0 && w.length <= 64 && [...w.toLowerCase()].every((c) => LETTERS.includes(c));
+
+function modelWords(t) {
+  if (t.kind === "word") return [t.word === placeholder(t.code) ? t.code.trim() : t.word];
+  return t.kind === "spelled" ? normalize(t.text) : [];
+}
 
 function context() {
-  // An unknown word stands as its code letters, as the server's convert does.
-  const words = state.lines.flat().map((w) => (w.known ? w.word : w.code.trim()));
-  return words.slice(-CONTEXT_WORDS);
+  return state.tokens.slice(-CONTEXT_WORDS).flatMap(modelWords).slice(-CONTEXT_WORDS);
+}
+
+// The text of tokens, spaced as English is (composer.render).
+function render(tokens) {
+  let out = "", glueNext = true, prevKind = "newline";
+  const open = { "'": false, '"': false };
+  for (const t of tokens) {
+    if (t.kind === "newline") { out += "\n"; glueNext = true; prevKind = "newline"; continue; }
+    let glue = glueNext, glueAfter = false;
+    if (t.kind === "mark" && QUOTES.includes(t.text)) {
+      open[t.text] = !open[t.text];
+      glueAfter = open[t.text];
+      glue = glue || !open[t.text];
+    } else if (t.kind === "mark") {
+      glue = glue || GLUE_BEFORE.includes(t.text);
+      glueAfter = t.text === "(";
+    } else if (t.kind === "digit") {
+      glue = glue || prevKind === "digit";
+    }
+    out += glue ? t.text : " " + t.text;
+    glueNext = glueAfter;
+    prevKind = t.kind;
+  }
+  return out;
+}
+
+const lastLine = (text) => text.slice(text.lastIndexOf("\n") + 1);
+
+// What is being typed, as shown after the line, with the space before it (composer.pending).
+function pending() {
+  const cur = complete() ? prediction() : state.spelling !== null ? SPELL + state.spelling : cased(state.typed.trim(), state.kase);
+  if (!cur) return "";
+  const done = lastLine(render(state.tokens));
+  const spaced = lastLine(render([...state.tokens, { text: "x", kind: "word" }]));
+  return spaced.slice(done.length, -1) + cur;
 }
 
 async function api(path, body) {
@@ -35,107 +92,176 @@ async function api(path, body) {
   return data;
 }
 
-async function typeChar(ch) {
+async function fetchCandidates(k) {
+  state.candidates = (await api("/api/predict", { code: state.typed, context: context(), k })).candidates;
+}
+
+async function completeCode(ch) {
   state.typed += ch;
-  if (complete()) {
-    state.candidates = (await api("/api/predict", { code: state.typed, context: context(), k: K })).candidates;
+  state.page = 0;
+  if (complete()) await fetchCandidates(PAGE_SIZE + 1);
+}
+
+async function letter(ch) {
+  if (!state.typed) state.kase = ch !== ch.toLowerCase() ? "cap" : "";
+  else if (state.kase === "cap" && ch !== ch.toLowerCase()) state.kase = "upper";
+  await completeCode(ch.toLowerCase());
+}
+
+async function add(token, learn) {
+  state.tokens.push(token);
+  if (learn && state.learning && learnable(learn)) {
+    await api("/api/learn", { word: learn.toLowerCase() });
+    token.learnt = learn.toLowerCase();
   }
 }
 
-function accept(word) {
-  const known = word !== undefined || state.candidates.length > 0;
-  currentLine().push({ word: word ?? prediction(), code: state.typed, known });
-  state.typed = "";
-  state.candidates = [];
+async function accept(rank = 0) {
+  const word = shownWord(state.candidates.slice(rank));
+  const token = { text: cased(word, state.kase), kind: "word", code: state.typed, kase: state.kase, word };
+  state.typed = ""; state.kase = ""; state.candidates = []; state.page = 0;
+  await add(token, rank ? word : "");
 }
 
-async function finishCode() {
-  if (state.typed.length === 1) await typeChar(" ");
-  if (complete()) accept();
+async function finish() {
+  if (state.spelling !== null) {
+    const word = state.spelling;
+    state.spelling = null;
+    if (word) await add({ text: word, kind: "spelled" }, word);
+    return;
+  }
+  if (state.typed.length === 1) await completeCode(" ");
+  if (complete()) await accept();
 }
 
-// One key; returns a message when the key did nothing.
+async function pick(n) {
+  const page = shown();
+  if (!(n >= 1 && n <= page.length)) return `digit ${n} picks nothing: ${page.length} candidates shown for '${state.typed.trim()}'`;
+  await accept(state.page * PAGE_SIZE + n - 1);
+  return "";
+}
+
+async function nextPage() {
+  if (!complete()) return `${NEXT_PAGE} shows more candidates: type a full code first`;
+  if (!pages()) return `all the candidates for '${state.typed.trim()}' are shown`;
+  state.page += 1;
+  if (state.candidates.length <= (state.page + 1) * PAGE_SIZE) await fetchCandidates((state.page + 2) * PAGE_SIZE + 1);
+  if (state.candidates.length <= state.page * PAGE_SIZE) state.page = 0;
+  return "";
+}
+
+async function backspace() {
+  if (state.typed) {
+    state.typed = state.typed.slice(0, -1);
+    state.candidates = []; state.page = 0;
+    state.kase = state.kase && state.typed ? "cap" : "";
+  } else if (state.tokens.length > state.lineStart) {
+    const t = state.tokens.pop();
+    if (t.learnt) await api("/api/learn", { word: t.learnt, undo: true });
+    if (t.kind === "word") {
+      state.typed = t.code[0]; state.kase = t.kase;
+      await completeCode(t.code[1]);
+    } else if (t.kind === "spelled") state.spelling = t.text;
+  } else return "nothing to undo on this line";
+  return "";
+}
+
+async function spellKey(k) {
+  if (k.length === 1 && (isAlnum(k) || (SPELL_INSIDE.includes(k) && state.spelling))) state.spelling += k;
+  else if (k === " " || k === "Enter") await finish();
+  else if (k === "Backspace") state.spelling = state.spelling ? state.spelling.slice(0, -1) : null;
+  else if (PUNCTUATION.includes(k)) { await finish(); await add({ text: k, kind: "mark" }); }
+  else return `"${k}" is not part of a word: spell letters and digits; space or Enter ends the word`;
+  return "";
+}
+
+// One key ("Enter", "Backspace" or a character); returns a message when the key did nothing.
 async function key(k) {
-  if (k.length === 1 && LETTERS.includes(k)) {
-    if (complete()) accept();
-    await typeChar(k);
+  if (state.spelling !== null) return spellKey(k);
+  if (isLetter(k)) {
+    if (complete()) await accept();
+    await letter(k);
   } else if (k === " ") {
-    if (complete()) accept();
-    else if (state.typed) await typeChar(" ");
+    if (complete()) await accept();
+    else if (state.typed) await completeCode(" ");
   } else if (k === "Enter") {
-    if (state.typed) await finishCode();
-    else state.lines.push([]);
+    if (state.typed) await finish();
+    else { await add({ text: "", kind: "newline" }); state.lineStart = state.tokens.length; }
   } else if (k === "Backspace") {
-    if (state.typed) {
-      state.typed = state.typed.slice(0, -1);
-      state.candidates = [];
-    } else if (currentLine().length) {
-      const last = currentLine().pop();
-      state.typed = last.code.slice(0, 1);
-      await typeChar(last.code.slice(1));
-    } else return "nothing to undo on this line";
-  } else if (/^[1-9]$/.test(k)) {
-    return pick(Number(k));
-  } else if (k.length === 1) {
-    return `"${k}" is not a key here: codes are lowercase letters a-z, digits 1-9 pick a candidate`;
+    return backspace();
+  } else if (DIGITS.includes(k)) {
+    if (complete()) return pick(Number(k));
+    if (state.typed) return `digit ${k} picks nothing: type a second letter, or space for a one-letter word`;
+    await add({ text: k, kind: "digit" });
+  } else if (k === NEXT_PAGE) {
+    return nextPage();
+  } else if (k === SPELL || PUNCTUATION.includes(k)) {
+    await finish();
+    if (k === SPELL) state.spelling = "";
+    else await add({ text: k, kind: "mark" });
+  } else {
+    return `"${k}" is not a key here: codes are letters, 1-9 pick, ${NEXT_PAGE} more candidates, ${SPELL} spells a word, punctuation and digits pass through`;
   }
   return "";
 }
 
-function pick(n) {
-  if (!complete()) return `${n} picks nothing: type a full code first`;
-  if (n > state.candidates.length) return `${n} picks nothing: ${state.candidates.length} candidates`;
-  accept(state.candidates[n - 1].word);
-  return "";
-}
-
-function render() {
-  const text = state.lines.map((line) => line.map((w) => w.word).join(" ")).join("\n");
-  const cur = complete() ? prediction() : state.typed;
-  const sep = cur && currentLine().length ? " " : "";
-  $("accepted").textContent = text + sep;
+function show() {
+  const text = render(state.tokens);
+  const pend = pending();
+  const cur = pend.trimStart();
+  $("accepted").textContent = text + pend.slice(0, pend.length - cur.length);
   const current = $("current");
   current.textContent = cur;
-  current.className = complete() ? (state.candidates.length ? "word" : "word unknown") : cur ? "letters" : "";
-  $("code").textContent = complete() ? state.typed.trim() + ":" : "";
-  const list = $("candidates");
-  list.replaceChildren(...state.candidates.map((c, i) => {
+  current.className = complete() ? (state.candidates.length ? "word" : "word unknown")
+    : state.spelling !== null ? "spelling" : cur ? "letters" : "";
+  $("code").textContent = complete() ? state.typed.trim() + ":" : state.spelling !== null ? "spell:" : "";
+  $("candidates").replaceChildren(...shown().map((c, i) => {
     const li = document.createElement("li");
     const n = document.createElement("span");
     n.className = "n";
     n.textContent = String(i + 1);
-    li.append(n, c.word);
+    li.append(n, cased(c.word, state.kase));
     li.title = c.score === null ? "" : `score ${c.score.toFixed(2)}`;
     li.addEventListener("mousedown", (e) => {
-      e.preventDefault();  // keep the focus in the editor
-      enqueue(async () => pick(i + 1));
+      e.preventDefault();  // keep the focus (and a phone's keyboard) in the input
+      enqueue(() => pick(i + 1));
     });
     return li;
   }));
+  const more = $("more");
+  more.hidden = !(complete() && pages());
+  more.textContent = `more ${NEXT_PAGE} (page ${state.page + 1})`;
 }
 
 // Keys and clicks run one at a time, in order; body[data-busy] says when work is pending.
 let queue = Promise.resolve();
-let pending = 0;
+let waiting = 0;
 function enqueue(job) {
-  pending += 1;
+  waiting += 1;
   document.body.dataset.busy = "true";
   queue = queue.then(job).then(
     (msg) => { $("status").textContent = msg || ""; },
     (err) => { $("status").textContent = `error: ${err.message}`; },
   ).finally(() => {
-    render();
-    pending -= 1;
-    if (!pending) document.body.dataset.busy = "false";
+    show();
+    waiting -= 1;
+    if (!waiting) document.body.dataset.busy = "false";
   });
 }
 
-function onKey(e) {
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
+function onKeyDown(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
   const k = e.key;
-  if (k.length !== 1 && !["Enter", "Backspace"].includes(k)) return;
+  if (k.length !== 1 && k !== "Enter" && k !== "Backspace") return;  // "Unidentified": see onInput
   e.preventDefault();
   enqueue(() => key(k));
+}
+
+// On-screen keyboards often send no usable keydown: what they type lands in the input; take it as keys.
+function onInput(e) {
+  const text = e.target.value;
+  e.target.value = "";
+  for (const ch of text) enqueue(() => key(ch === "\n" ? "Enter" : ch));
 }
 
 async function onConvert(e) {
@@ -148,23 +274,29 @@ async function onConvert(e) {
   }
 }
 
+function pressButton(id, k) {
+  $(id).addEventListener("mousedown", (e) => { e.preventDefault(); enqueue(() => key(k)); });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  const editor = $("editor");
-  editor.addEventListener("keydown", onKey);
-  editor.focus();
+  const keys = $("keys");
+  keys.addEventListener("keydown", onKeyDown);
+  keys.addEventListener("input", onInput);
+  keys.focus();
+  pressButton("more", NEXT_PAGE);
+  pressButton("spell", SPELL);
   $("convert-form").addEventListener("submit", onConvert);
   $("clear").addEventListener("click", () => enqueue(async () => {
-    state.lines = [[]];
-    state.typed = "";
-    state.candidates = [];
-    editor.focus();
+    Object.assign(state, { tokens: [], lineStart: 0, typed: "", kase: "", spelling: null, page: 0, candidates: [] });
+    keys.focus();
   }));
   $("copy").addEventListener("click", () => {
-    const text = state.lines.map((line) => line.map((w) => w.word).join(" ")).join("\n");
-    navigator.clipboard?.writeText(text).catch(() => {});
-    editor.focus();
+    navigator.clipboard?.writeText(render(state.tokens)).catch(() => {});
+    keys.focus();
   });
-  fetch("/api/info").then((r) => r.json()).then((info) => { $("model").textContent = info.model; });
-  document.body.dataset.busy = "false";
-  render();
+  enqueue(async () => {
+    const info = await (await fetch("/api/info")).json();
+    state.learning = info.learning;
+    $("model").textContent = info.model + (info.learning ? " · learning your words" : "");
+  });
 });

@@ -1,0 +1,311 @@
+"""The typing language of the input method: one definition for `ime type`, `ime convert` and the server's
+/api/convert (the page's `static/ime.js` mirrors it key for key; the keys themselves are in `keys.py`).
+
+- a letter: the first or second letter of a code; the second shows the candidates, and typing on (or
+  space, Enter, a punctuation mark) accepts the top one. A capital first letter capitalises the word
+  (`Fi` -> `First`); two capitals write it in capitals (`FI` -> `FIRST`).
+- space: after one letter, completes a one-letter word's code (`i` + space); after a code, accepts.
+  Enter accepts too (a lone letter is a one-letter code); Enter on nothing starts a new line.
+- 1-9: while candidates are shown, picks one on the page shown; otherwise a digit passes through as
+  itself (digits in a row join into one number: `1851`). 0 picks nothing.
+- `>`: the code's next nine candidates (after the last page, the first again).
+- `/`: spells the next word in full: letters, digits, and ' or - inside it; space or Enter ends it, a
+  punctuation mark ends it and passes through. The word keeps the case it was spelled with.
+- `. , ; : ! ? ' " ( ) -` pass through with English spacing: none before `. , ; : ! ? )`, none after
+  `(`, quotes attach to the words they enclose (odd ones open, even ones close), a dash is spaced.
+- Backspace: removes a typed letter, or takes back the last confirmed word (its code and candidates
+  come back; a spelled word comes back to be spelled) and what it taught the user dictionary.
+
+The model sees the lowercased words only: each word, or a spelled word's letters (`codes.normalize`);
+punctuation and digits are not words to it. A word the writer spelled, or picked when it was not the top
+candidate, is learnt (`learner.learn`) when a learner is given (`ime type` and `ime serve`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from jax_llm.ime.codes import LETTERS, normalize
+from jax_llm.ime.keys import DIGITS, NEXT_PAGE, PAGE_SIZE, PUNCTUATION, SPELL, SPELL_INSIDE
+from jax_llm.ime.predictor import Predictor, context_word, shown_word
+from jax_llm.ime.userdict import valid_word
+
+CONTEXT_WORDS = 500  # most recent words sent to the model
+BACKSPACE = ("\x7f", "\b")
+ENTER = ("\r", "\n")
+GLUE_BEFORE = ".,;:!?)"  # no space before these
+QUOTES = "'\""
+
+
+class Learner(Protocol):
+    def learn(self, word: str) -> bool:
+        """Remember `word` (lowercase a-z); False if it was not learnt."""
+        ...
+
+    def unlearn(self, word: str) -> None:
+        """Take back one `learn(word)`."""
+        ...
+
+
+@dataclass
+class Token:
+    """One confirmed piece of text. kind: "word" (typed as a code), "spelled", "mark" (punctuation),
+    "digit" or "newline"."""
+
+    text: str  # as shown: "First", "Ishmael", ",", "[xq?]"
+    kind: str
+    code: str = ""  # a word's code ("fi", "i ")
+    case: str = ""  # a word's case: "" as the model has it, "cap" or "upper"
+    word: str = ""  # a word's model word (its candidate, or the placeholder of a code with no known word)
+    candidates: list = field(default_factory=list)  # a word's candidates when it was confirmed
+    learnt: str = ""  # the word this token taught the user dictionary, taken back on undo
+
+    def model_words(self) -> list[str]:
+        if self.kind == "word":
+            return [context_word(self.word, self.code)]
+        return normalize(self.text) if self.kind == "spelled" else []
+
+
+def cased(word: str, case: str) -> str:
+    if case == "upper":
+        return word.upper()
+    return word[:1].upper() + word[1:] if case == "cap" else word
+
+
+def render(tokens: Sequence[Token]) -> str:
+    """The text of `tokens`, spaced as English is: see the module docstring."""
+    out: list[str] = []
+    open_quote = {q: False for q in QUOTES}
+    glue_next, prev_kind = True, "newline"
+    for t in tokens:
+        if t.kind == "newline":
+            out.append("\n")
+            glue_next, prev_kind = True, "newline"
+            continue
+        glue, glue_after = glue_next, False
+        if t.kind == "mark" and t.text in QUOTES:
+            open_quote[t.text] = not open_quote[t.text]
+            glue_after, glue = open_quote[t.text], glue or not open_quote[t.text]
+        elif t.kind == "mark":
+            glue, glue_after = glue or t.text in GLUE_BEFORE, t.text == "("
+        elif t.kind == "digit":
+            glue = glue or prev_kind == "digit"
+        out.append(t.text if glue else " " + t.text)
+        glue_next, prev_kind = glue_after, t.kind
+    return "".join(out)
+
+
+class Composer:
+    """The typing state: the confirmed tokens, and the code (or spelled word) being typed."""
+
+    def __init__(self, predictor: Predictor, learner: Learner | None = None, k: int = PAGE_SIZE):
+        self.predictor, self.learner = predictor, learner
+        self.k = max(k, PAGE_SIZE) + 1  # candidates asked for at first (one more: is there a next page?)
+        self.tokens: list[Token] = []
+        self.line_start = 0  # index in `tokens` where the current line begins
+        self.typed = ""  # letters of the current code: "", "f", "fi" or "f "
+        self.case = ""
+        self.spelling: str | None = None  # the word being spelled after `/`
+        self.page = 0
+        self.candidates: list[tuple[str, float]] = []
+
+    # --- what is shown --------------------------------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        return len(self.typed) == 2
+
+    @property
+    def prediction(self) -> str:
+        """The word the current code would give now ("" while no full code is typed)."""
+        return cased(shown_word(self.typed, self.candidates), self.case) if self.complete else ""
+
+    def shown(self) -> list[tuple[str, float]]:
+        """The candidates on the page shown (the digits 1-9 pick among them)."""
+        return self.candidates[self.page * PAGE_SIZE:(self.page + 1) * PAGE_SIZE]
+
+    def pages(self) -> bool:
+        """Whether `>` shows other candidates."""
+        return len(self.candidates) > PAGE_SIZE
+
+    def context(self) -> list[str]:
+        words = [w for t in self.tokens[-CONTEXT_WORDS:] for w in t.model_words()]
+        return words[-CONTEXT_WORDS:]
+
+    def text(self) -> str:
+        return render(self.tokens)
+
+    def line(self) -> str:
+        """The current line's confirmed text."""
+        return self.text().rsplit("\n", 1)[-1]
+
+    def pending(self) -> str:
+        """What is being typed, as shown after the line: the word the code gives, `/` and the letters
+        being spelled, or a lone letter; with the space that would come before it."""
+        if self.complete:
+            shown = self.prediction
+        elif self.spelling is not None:
+            shown = SPELL + self.spelling
+        else:
+            shown = cased(self.typed.strip(), self.case)
+        if not shown:
+            return ""
+        done, spaced = self.line(), render([*self.tokens, Token("x", "word")]).rsplit("\n", 1)[-1]
+        return spaced[len(done):-1] + shown
+
+    # --- keys -----------------------------------------------------------------------------------------
+    def key(self, ch: str) -> str | None:
+        """Apply one key. Returns None, or a message saying why the key did nothing."""
+        if self.spelling is not None:
+            return self._spell_key(ch)
+        if ch.lower() in LETTERS:
+            if self.complete:
+                self.accept()
+            self._letter(ch)
+        elif ch == " ":
+            if self.complete:
+                self.accept()
+            elif self.typed:
+                self._complete(" ")
+        elif ch in ENTER:
+            if self.typed:
+                self.finish()
+            else:
+                self._add(Token("", "newline"))
+                self.line_start = len(self.tokens)
+        elif ch in BACKSPACE:
+            return self.backspace()
+        elif ch in DIGITS:
+            if self.complete:
+                return self.pick(int(ch))
+            if self.typed:
+                return f"digit {ch} picks nothing: type a second letter, or space for a one-letter word"
+            self._add(Token(ch, "digit"))
+        elif ch == NEXT_PAGE:
+            return self.next_page()
+        elif ch == SPELL or ch in PUNCTUATION:
+            self.finish()  # a lone letter is a one-letter word's code; a full code accepts its top word
+            if ch == SPELL:
+                self.spelling = ""
+            else:
+                self._add(Token(ch, "mark"))
+        else:
+            return (f"{ch!r} is not a key here: codes are letters, 1-9 pick, {NEXT_PAGE} more candidates, "
+                    f"{SPELL} spells a word, {' '.join(PUNCTUATION)} and digits pass through")
+        return None
+
+    def _spell_key(self, ch: str) -> str | None:
+        if ch.isalnum() or (ch in SPELL_INSIDE and self.spelling):
+            self.spelling += ch
+        elif ch == " " or ch in ENTER:
+            self.finish()
+        elif ch in BACKSPACE:
+            self.spelling = self.spelling[:-1] if self.spelling else None  # on nothing: no longer spelling
+        elif ch in PUNCTUATION:
+            self.finish()
+            self._add(Token(ch, "mark"))
+        else:
+            return f"{ch!r} is not part of a word: spell letters and digits; space or Enter ends the word"
+        return None
+
+    def _letter(self, ch: str) -> None:
+        if not self.typed:
+            self.case = "cap" if ch.isupper() else ""
+        elif self.case == "cap" and ch.isupper():
+            self.case = "upper"
+        self._complete(ch.lower())
+
+    def _complete(self, ch: str) -> None:
+        self.typed += ch
+        self.page = 0
+        if self.complete:
+            self.candidates = self.predictor.candidates(self.typed, self.context(), self.k)
+
+    def finish(self) -> None:
+        """End of the word being typed: a spelled word is confirmed; a lone letter is a one-letter word's
+        code; a full code accepts its top word."""
+        if self.spelling is not None:
+            word, self.spelling = self.spelling, None
+            if word:
+                self._add(Token(word, "spelled"), word)
+            return
+        if len(self.typed) == 1:
+            self._complete(" ")
+        if self.complete:
+            self.accept()
+
+    def accept(self, rank: int = 0) -> None:
+        """Confirm the candidate at 0-based `rank` (a word not ranked first is learnt)."""
+        word = shown_word(self.typed, self.candidates[rank:])
+        token = Token(cased(word, self.case), "word", self.typed, self.case, word, self.candidates)
+        self.typed, self.case, self.candidates, self.page = "", "", [], 0
+        self._add(token, word if rank else "")
+
+    def _add(self, token: Token, learn: str = "") -> None:
+        self.tokens.append(token)
+        if learn and self.learner is not None and valid_word(learn.lower()) and self.learner.learn(learn.lower()):
+            token.learnt = learn.lower()
+
+    def pick(self, n: int) -> str | None:
+        shown = self.shown()
+        if not 1 <= n <= len(shown):
+            return f"digit {n} picks nothing: {len(shown)} candidates shown for {self.typed.strip()!r}"
+        self.accept(self.page * PAGE_SIZE + n - 1)
+        return None
+
+    def next_page(self) -> str | None:
+        if not self.complete:
+            return f"{NEXT_PAGE} shows more candidates: type a full code first"
+        if not self.pages():
+            return f"all the candidates for {self.typed.strip()!r} are shown"
+        self.page += 1
+        if len(self.candidates) <= (self.page + 1) * PAGE_SIZE:  # ask for the next page, and one more
+            self.candidates = self.predictor.candidates(self.typed, self.context(), (self.page + 2) * PAGE_SIZE + 1)
+        if len(self.candidates) <= self.page * PAGE_SIZE:
+            self.page = 0
+        return None
+
+    def backspace(self) -> str | None:
+        if self.typed:
+            self.typed, self.candidates, self.page = self.typed[:-1], [], 0
+            self.case = "cap" if self.case and self.typed else ""
+        elif len(self.tokens) > self.line_start:
+            token = self.tokens.pop()
+            if token.learnt and self.learner is not None:
+                self.learner.unlearn(token.learnt)
+            if token.kind == "word":
+                self.typed, self.case = token.code[0], token.case
+                self._complete(token.code[1])
+            elif token.kind == "spelled":
+                self.spelling = token.text
+        else:
+            return "nothing to undo on this line"
+        return None
+
+
+def check_keys(text: str) -> None:
+    """Refuse, before any model is loaded, input that cannot be typed: no key at all, or a character that
+    is a key in no state (any letter or digit may be spelled after `/`)."""
+    from jax_llm.errors import UserError
+
+    keys = f" {SPELL}{NEXT_PAGE}{PUNCTUATION}{''.join(ENTER)}{''.join(BACKSPACE)}"
+    for i, ch in enumerate(text, 1):
+        if not (ch.isalnum() or ch in keys):
+            raise UserError(f"invalid character {ch!r} at position {i} of {text!r}: codes are letters a-z (two "
+                            f"a word), digits pick, {SPELL} spells a word, {' '.join(PUNCTUATION)} pass through")
+    if not text.strip():
+        raise UserError(f"no codes in {text!r}: type two letters a-z per word")
+
+
+def compose(text: str, predictor: Predictor, k: int = PAGE_SIZE) -> Composer:
+    """`text` typed key by key, without learning (`ime convert`, /api/convert); a key that does nothing
+    raises a UserError naming it and its position."""
+    from jax_llm.errors import UserError
+
+    check_keys(text)
+    composer = Composer(predictor, k=k)
+    for i, ch in enumerate(text, 1):
+        problem = composer.key(ch)
+        if problem:
+            raise UserError(f"position {i} of {text!r}: {problem}")
+    composer.finish()
+    return composer

@@ -27,7 +27,7 @@ def masked_objective(layout):
     def masked(model, batch, key=None):
         h = model.hidden(batch["inputs"], batch.get("aux"), dropout_key=key)
         return candidates.masked_nll(h.reshape(-1, h.shape[-1]), model.output_embedding(),
-                                     batch["inputs"].reshape(-1), batch["targets"].reshape(-1), layout)
+                                     batch["targets"].reshape(-1), layout)
     return masked
 
 

@@ -53,10 +53,10 @@ def test_loss_and_gradients_equal_the_masked_softmax(words, fallback):
     rows_e = jnp.asarray(rng.normal(size=(len(vocab), 16)), jnp.float32)
 
     def loss(f):
-        return jax.value_and_grad(lambda e, x: (lambda s, n: s / n)(*f(x, e, c, t, layout)), argnums=(0, 1))(rows_e, h)
+        return jax.value_and_grad(lambda e, x: (lambda s, n: s / n)(*f(x, e, t, layout)), argnums=(0, 1))(rows_e, h)
 
     (got, grads), (want, want_grads) = loss(candidates.candidate_nll), loss(candidates.masked_nll)
-    assert int(candidates.candidate_nll(h, rows_e, c, t, layout)[1]) == int(jnp.sum(t > 0)) > 200
+    assert int(candidates.candidate_nll(h, rows_e, t, layout)[1]) == int(jnp.sum(t > 0)) > 200
     assert float(got) == pytest.approx(float(want), rel=1e-6)
     for g, w in zip(grads, want_grads):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-6)
@@ -77,7 +77,7 @@ def test_training_follows_the_masked_softmax_curve(words, tmp_path):
     def masked(model, batch, key=None):
         h = model.hidden(batch["inputs"], batch["aux"], dropout_key=key)
         return candidates.masked_nll(h.reshape(-1, h.shape[-1]), model.output_embedding(),
-                                     batch["inputs"].reshape(-1), batch["targets"].reshape(-1), layout)
+                                     batch["targets"].reshape(-1), layout)
 
     curves = {}
     for name, objective in [("tiles", candidates.objective(layout)), ("masked", masked)]:

@@ -43,6 +43,30 @@ def test_streams_are_aligned():
     assert neural.streams(vocab, ["the"], confirmed=False).aux is None
 
 
+def test_lookahead_streams_read_later_codes():
+    vocab = Vocab.build(["the", "cat", "the", "a"])
+    s = neural.streams(vocab, ["the", "a", "cat"], confirmed=True, lookahead=1)
+    assert s.inputs.tolist() == [CODE_IDS["a "], CODE_IDS["ca"], neural.NOT_TYPED]
+    assert s.targets.tolist() == [vocab.index["the"], vocab.index["a"], vocab.index["cat"]]
+
+
+def test_a_lookahead_model_revises_with_the_next_code(tmp_path, corpus_file):
+    out = tmp_path / "ahead"
+    assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(out), "--block-size", "8",
+                 "--max-steps", "30", "--quiet", "--lookahead", "1", *TINY]) == 0
+    p = neural.TransformerPredictor(out)
+    assert p.lookahead == 1 and p.cfg.model.vocab_size == 703
+    words = Corpus("x", normalize(corpus_file.read_text())).test[:30]
+    codes = [word_code(w) for w in words]
+    batch = p.scored_split(codes, words, 3)
+    for i in range(len(words) - 9):  # as above, the last window is moved back: skip it
+        one = p.candidates(codes[i], words[:i], 3, ahead=codes[i + 1: i + 2])
+        assert [w for w, _ in one] == [w for w, _ in batch[i]], i
+        np.testing.assert_allclose([v for _, v in one], [v for _, v in batch[i]], atol=2e-5)
+    assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(tmp_path / "x"), "--lookahead", "-1",
+                 "--quiet", *TINY]) == 2
+
+
 def test_training_lowers_the_loss_and_writes_a_model_dir(model_dir):
     meta = json.loads((model_dir / "model.json").read_text())
     assert meta["kind"] == "transformer" and meta["confirmed"] and meta["restricted"]

@@ -37,6 +37,10 @@ class Layout:
     capacity: tuple[int, ...]  # tiles per width class
 
     @property
+    def word_codes(self) -> np.ndarray:  # (words,) each output row's code; NONE for <unk>
+        return np.r_[NONE, np.repeat(np.arange(NUM_CODES + 1), self.sizes)].astype(np.int32)
+
+    @property
     def size_class(self) -> np.ndarray:  # (NUM_CODES + 1,) class index of each code; len(widths) = none
         cls = np.searchsorted(np.asarray(self.widths), self.sizes)
         return np.where(self.sizes > 0, cls, len(self.widths))
@@ -118,9 +122,8 @@ def _tiled_lse(h, rows_e, plan, layout: Layout):
 
 def _masked_logits(h, rows_e, codes, layout: Layout):
     """Every word's logit at every position, the words of other codes than the position's masked."""
-    word_code = np.repeat(np.arange(NUM_CODES + 1), layout.sizes)  # grouped: code c's run is sizes[c] long
-    word_code = np.r_[-1, word_code, np.full(rows_e.shape[0] - 1 - len(word_code), -1)]  # <unk>, then spare rows
-    return jnp.where(jnp.asarray(word_code) == codes[:, None], (h @ rows_e.T).astype(jnp.float32), MASKED)
+    word_codes = np.where(layout.word_codes == NONE, -1, layout.word_codes)  # <unk> is nobody's candidate
+    return jnp.where(jnp.asarray(word_codes) == codes[:, None], (h @ rows_e.T).astype(jnp.float32), MASKED)
 
 
 def _masked_lse(h, rows_e, codes, layout: Layout):
@@ -129,11 +132,12 @@ def _masked_lse(h, rows_e, codes, layout: Layout):
     return jnp.sum(jnp.where(codes < NONE, jax.nn.logsumexp(logits, axis=-1), 0.0))
 
 
-def candidate_nll(h, rows_e, codes, targets, layout: Layout):
-    """(summed negative log-likelihood, scored positions) of `targets` among the candidates of `codes`.
-    h: (N, d) hidden states; rows_e: (words, d) output rows; targets <= 0 (padding, <unk>) are not scored."""
+def candidate_nll(h, rows_e, targets, layout: Layout):
+    """(summed negative log-likelihood, scored positions) of `targets` among the words of their code (the
+    typed one). h: (N, d) hidden states; rows_e: (words, d) output rows; targets <= 0 (padding, <unk>) are
+    not scored."""
     valid = targets > 0
-    codes = jnp.where(valid, codes, NONE)
+    codes = jnp.asarray(layout.word_codes)[jnp.where(valid, targets, 0)]  # <unk>'s code is NONE
     plan, fits = _tiles(codes, layout)
     # the fallback recomputes its logits in the backward pass (checkpoint): otherwise `cond` would keep
     # (N, words) residuals for it even when the tiles are used
@@ -143,18 +147,18 @@ def candidate_nll(h, rows_e, codes, targets, layout: Layout):
     return lse - jnp.sum(jnp.where(valid, target, 0.0)), jnp.sum(valid)
 
 
-def masked_nll(h, rows_e, codes, targets, layout: Layout):
+def masked_nll(h, rows_e, targets, layout: Layout):
     """The reference: the masked full softmax's loss, as the engine's `cross_entropy` computes it."""
-    logits = _masked_logits(h, rows_e, codes, layout)
+    logits = _masked_logits(h, rows_e, jnp.asarray(layout.word_codes)[jnp.maximum(targets, 0)], layout)
     return cross_entropy(logits, jnp.where(targets > 0, targets, -1))
 
 
 def objective(layout: Layout):
-    """The training engine's objective (`train.make_steps`) for the candidate-only output layer."""
+    """The training engine's objective (`train.make_steps`) for the candidate-only output layer. The typed
+    code is the target word's: the inputs need not hold it (a lookahead model's inputs are later codes)."""
 
     def candidate_objective(model, batch, key=None):
         h = model.hidden(batch["inputs"], batch.get("aux"), dropout_key=key)
-        return candidate_nll(h.reshape(-1, h.shape[-1]), model.output_embedding(), batch["inputs"].reshape(-1),
-                             batch["targets"].reshape(-1), layout)
+        return candidate_nll(h.reshape(-1, h.shape[-1]), model.output_embedding(), batch["targets"].reshape(-1), layout)
 
     return candidate_objective

@@ -7,6 +7,11 @@ each earlier word), never a later code. Test positions see the train words befor
 Train accuracy is measured on the train split itself, as the study did. A test word the model cannot
 produce (out of its vocabulary) is simply an error; the OOV rate is reported beside.
 
+Keystroke savings: the share of keys saved against typing every word in full plus a space, when each
+test word is entered the cheapest way `keys.word_keys` allows (its code and a pick among the model's
+candidates, paging if need be, or spelled in full), with the candidates ranked `DEPTH` deep (a word
+below that is spelled: for words under 12 letters that is cheaper than paging to it anyway).
+
 A model is scored one of two ways:
 
 * per position, through `Predictor.candidates(code, context, k)`, with `context` a no-copy view of the
@@ -28,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from jax_llm.ime.codes import word_code
+from jax_llm.ime.keys import word_keys
 from jax_llm.ime.predictor import Predictor
 from jax_llm.ime.words import WordCorpus
 
@@ -65,6 +71,15 @@ def hit_rates(ranked: list[list[str]], truth: Sequence[str], ks=(1, 3, 5)) -> di
     return {k: sum(t in r[:k] for r, t in zip(ranked, truth)) / len(truth) for k in ks}
 
 
+DEPTH = 100  # candidates ranked per test position, for top-k and keystroke savings
+
+
+def keys_saved(ranked: list[list[str]], truth: Sequence[str]) -> float:
+    """1 - (keys to enter `truth` with these candidate lists) / (keys to type each word and a space)."""
+    full = sum(len(w) + 1 for w in truth)
+    return 1 - sum(word_keys(w, r)[0] for r, w in zip(ranked, truth)) / max(full, 1)
+
+
 def keystroke_times(predictor: Predictor, codes: Sequence[str], words: Sequence[str], start: int,
                     sessions: int = 30, length: int = 20, k: int = 5) -> list[float]:
     """Seconds of each `candidates` call (one keystroke) in simulated typing sessions: at `sessions` test
@@ -97,6 +112,7 @@ class Row:
     test_acc: float
     top3: float
     top5: float
+    keys_saved: float
     oov_rate: float
     us_per_prediction: float
     n_train: int
@@ -112,21 +128,22 @@ def score(predictor: Predictor, corpus: WordCorpus, model: str, order: str, trai
     if train_acc:
         acc_train = hit_rates(rank(predictor, codes[:nt], words[:nt], 1), words[:nt], (1,))[1]
     test = corpus.test
-    h = hit_rates(rank(predictor, codes, words, 5, start=nt), test)
+    ranked = rank(predictor, codes, words, DEPTH, start=nt)
+    h = hit_rates(ranked, test)
     vocab = getattr(predictor, "vocab", None)
     oov = sum(w not in vocab.index for w in test) / len(test) if vocab is not None else float("nan")
-    return Row(model, order, acc_train, h[1], h[3], h[5], oov, keystroke_us(predictor, codes, words, nt),
-               nt, len(test))
+    return Row(model, order, acc_train, h[1], h[3], h[5], keys_saved(ranked, test), oov,
+               keystroke_us(predictor, codes, words, nt), nt, len(test))
 
 
 def table(rows: list[Row], title: str) -> str:
     """The rows as a markdown table (also what `eval` prints)."""
-    head = ["model", "order", "train acc", "test acc", "top-3", "top-5", "OOV rate", "µs/prediction"]
-    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * 6]
+    head = ["model", "order", "train acc", "test acc", "top-3", "top-5", "keys saved", "OOV rate", "µs/prediction"]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * 7]
     for r in rows:
         train = "—" if r.train_acc is None else f"{r.train_acc:.3f}"
         lines.append(f"| {r.model} | {r.order} | {train} | {r.test_acc:.3f} | {r.top3:.3f} | {r.top5:.3f} | "
-                     f"{r.oov_rate:.3f} | {r.us_per_prediction:.0f} |")
+                     f"{r.keys_saved:.3f} | {r.oov_rate:.3f} | {r.us_per_prediction:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,7 @@ from jax_llm.train import FitResult, fit, lm_objective, load_model
 
 MASKED = -1e9  # logit of a word whose code is not the typed one
 FORMAT = 2  # model.json's "format": 2 = word ids grouped by code
+NOT_TYPED = NUM_CODES  # a lookahead model's input where the code is not typed yet
 
 
 def ime_vocab(corpus: WordCorpus) -> Vocab:
@@ -44,11 +45,18 @@ def code_stream(words: Sequence[str]) -> np.ndarray:
     return code_ids(words).astype(np.int32)
 
 
-def streams(vocab: Vocab, words: Sequence[str], confirmed: bool) -> data.Streams:
-    """Aligned (codes, previous word) -> word streams. OOV words are id 0 (never predicted)."""
+def streams(vocab: Vocab, words: Sequence[str], confirmed: bool, lookahead: int = 0) -> data.Streams:
+    """Aligned (codes, previous word) -> word streams. OOV words are id 0 (never predicted).
+
+    With `lookahead` K, position i reads code i+K instead of code i (NOT_TYPED past the end): attention
+    being causal, word i is then predicted from codes[:i+K+1] and words[:i], the delayed decision of an
+    input method that may revise a word while the next K codes arrive."""
     ids = vocab.encode(words)
     prev = np.concatenate([[len(vocab)], ids[:-1]]).astype(np.int32)  # len(vocab) = start of text
-    return data.Streams(inputs=code_stream(words), targets=ids, aux=prev if confirmed else None)
+    codes = code_stream(words)
+    if lookahead:
+        codes = np.r_[codes[lookahead:], np.full(min(lookahead, len(codes)), NOT_TYPED, np.int32)]
+    return data.Streams(inputs=codes, targets=ids, aux=prev if confirmed else None)
 
 
 def mask_other_codes(logits, codes, word_codes):
@@ -64,10 +72,11 @@ def window_start(position: int, block: int) -> int:
     return max(0, (position // half - 1) * half)
 
 
-def ime_sizes(vocab: Vocab, confirmed: bool) -> dict:
+def ime_sizes(vocab: Vocab, confirmed: bool, lookahead: int = 0) -> dict:
     """The model sizes that follow from the vocabulary (the output layer is tied to the previous-word
     embedding, `tie_embeddings`, when there is one)."""
-    return dict(vocab_size=NUM_CODES, out_vocab_size=len(vocab), aux_vocab_size=len(vocab) + 1 if confirmed else 0)
+    return dict(vocab_size=NUM_CODES + (1 if lookahead else 0), out_vocab_size=len(vocab),
+                aux_vocab_size=len(vocab) + 1 if confirmed else 0)
 
 
 def save_meta(run: RunDir, vocab: Vocab, **meta) -> None:
@@ -82,19 +91,21 @@ def save_meta(run: RunDir, vocab: Vocab, **meta) -> None:
 def _topk(graphdef, params, batch, word_codes, k, restricted):
     logits = nnx.merge(graphdef, params)(batch["inputs"], batch.get("aux"))
     if restricted:
-        logits = mask_other_codes(logits, batch["inputs"], word_codes)
+        logits = mask_other_codes(logits, batch["typed"], word_codes)
     values, ids = jax.lax.top_k(jax.nn.log_softmax(logits), k)
     return ids, values
 
 
 def predict_split(model, vocab: Vocab, s: data.Streams, k: int, restricted: bool = True,
-                  rows: int = 64, with_scores: bool = False):
+                  rows: int = 64, with_scores: bool = False, typed: np.ndarray | None = None):
     """Top-k word ids (and, `with_scores`, their log-probabilities) at every position, each predicted
     online from up to block-1 earlier positions.
 
     Windows advance by half a block and each position is read from the first window that covers it,
-    so every position after the first block sees at least half a block of context.
+    so every position after the first block sees at least half a block of context. `typed`: the code
+    typed at each position (default: the inputs; a lookahead model's inputs are later codes).
     """
+    typed = s.inputs if typed is None else typed
     width = min(model.cfg.block_size, len(s))
     starts = np.unique(np.minimum(np.arange(0, len(s), max(width // 2, 1)), len(s) - width))
     out, scores = np.zeros((len(s), k), np.int32), np.zeros((len(s), k), np.float32)
@@ -105,6 +116,7 @@ def predict_split(model, vocab: Vocab, s: data.Streams, k: int, restricted: bool
         chunk = starts[i: i + rows]
         batch = data.gather(s, chunk, width)
         del batch["targets"]
+        batch["typed"] = typed[chunk[:, None] + np.arange(width)].astype(np.int32)
         pad = rows - len(chunk)
         if pad:  # a fixed batch shape: one compilation
             batch = {key: np.concatenate([v, np.zeros((pad, width), v.dtype)]) for key, v in batch.items()}
@@ -145,6 +157,7 @@ class TransformerPredictor:
             raise UserError(f"{run.model_meta}: made by an older jax-llm (format {meta.get('format', 1)}, this one "
                             f"reads {FORMAT}: word ids grouped by code); train it again with `jax-llm ime train`")
         self.confirmed, self.restricted = meta["confirmed"], meta.get("restricted", True)
+        self.lookahead = int(meta.get("lookahead", 0))
         self.vocab = Vocab.load(run.vocab)
         self.cfg, self.model, _ = load_model(run.path)
         if self.cfg.model.out_vocab_size != len(self.vocab):
@@ -155,21 +168,26 @@ class TransformerPredictor:
         self._lock = threading.Lock()
         # labels for the harness's table
         self.kind = "transformer " + ("words+codes" if self.confirmed else "codes")
-        self.order = f"b{self.cfg.model.block_size}" + ("" if self.restricted else " unrestricted")
+        self.order = (f"b{self.cfg.model.block_size}" + ("" if self.restricted else " unrestricted")
+                      + (f" ahead {self.lookahead}" if self.lookahead else ""))
 
-    def _positions(self, context: Sequence[str], code: str, start: int) -> list[tuple[int, int]]:
+    def _positions(self, context: Sequence[str], code: str, start: int, ahead: Sequence[str]) -> list[tuple[int, int]]:
         words = list(context[start:])
         prev = [context[start - 1] if start else None] + words
         ids = [len(self.vocab) if w is None else self.vocab.index.get(w, 0) for w in prev]
-        return list(zip(code_ids([*words, code]).tolist(), ids))
+        typed = [*code_ids(words).tolist(), CODE_IDS[code], *(CODE_IDS[c] for c in ahead[: self.lookahead])]
+        k = self.lookahead
+        return [(typed[j + k] if j + k < len(typed) else NOT_TYPED, i) for j, i in enumerate(ids)]
 
-    def logits(self, code: str, context: Sequence[str]) -> np.ndarray:
-        """Scores of every word for `code` after `context` (unrestricted)."""
-        if code not in CODE_IDS:
-            raise UserError(f"not a code: {code!r}")
+    def logits(self, code: str, context: Sequence[str], ahead: Sequence[str] = ()) -> np.ndarray:
+        """Scores of every word for `code` after `context` (unrestricted); a lookahead model also reads the
+        codes typed after it (`ahead`, up to its lookahead)."""
+        for c in (code, *ahead):
+            if c not in CODE_IDS:
+                raise UserError(f"not a code: {c!r}")
         block = self.cfg.model.block_size
         start = window_start(len(context), block)
-        window = (start, self._positions(context, code, start))
+        window = (start, self._positions(context, code, start, ahead))
         with self._lock:
             if self._cache is not None and self._window[0] == start and self._window[1] == window[1][:-1]:
                 logits, self._cache = extend(self.graphdef, self.params, *self._batch(window[1][-1:]), self._cache,
@@ -182,8 +200,9 @@ class TransformerPredictor:
             self._window = window
             return np.asarray(logits)
 
-    def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
-        logits = self.logits(code, context)
+    def candidates(self, code: str, context: Sequence[str], k: int = 10, ahead: Sequence[str] = ()):
+        """[(word, log-prob among the code's words), ...] best first."""
+        logits = self.logits(code, context, ahead)
         cand = self.vocab.by_code[CODE_IDS[code]]
         if not len(cand):
             return []
@@ -194,10 +213,11 @@ class TransformerPredictor:
     def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0):
         """[(word, log-prob), ...] best first at positions start.., all computed in causal windows."""
         lo = window_start(start, self.cfg.model.block_size)  # on the window grid of `logits`: both agree exactly
-        s = streams(self.vocab, words[lo:len(codes)], self.confirmed)
+        s = streams(self.vocab, words[lo:len(codes)], self.confirmed, self.lookahead)
         if lo and s.aux is not None:  # the first previous word is a real word, not the start of text
             s.aux[0] = self.vocab.index.get(words[lo - 1], 0)
-        top, logp = predict_split(self.model, self.vocab, s, k, self.restricted, with_scores=True)
+        top, logp = predict_split(self.model, self.vocab, s, k, self.restricted, with_scores=True,
+                                  typed=code_stream(words[lo:len(codes)]))
         code_of, names = self.vocab.code_of, self.vocab.words
         return [[(names[j], float(v)) for j, v in zip(ids, vals) if j and code_of[j] == CODE_IDS[code]]
                 for ids, vals, code in zip(top[start - lo:].tolist(), logp[start - lo:].tolist(), codes[start:])]
@@ -217,11 +237,13 @@ class TransformerPredictor:
 
 def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", overrides: Sequence[str] = (),
           confirmed: bool = True, restricted: bool = True, resume: bool = False, quiet: bool = False,
-          warm_start: Path | None = None) -> FitResult:
+          warm_start: Path | None = None, lookahead: int = 0) -> FitResult:
     """Train on the first 90% of the train split, validating on the rest (the dev slice); test is unseen."""
+    if lookahead < 0:
+        raise UserError(f"--lookahead must be >= 0 (got {lookahead})")
     run = RunDir(run_dir)
     vocab = ime_vocab(corpus)
-    cfg = resolve_config(run, resume, preset, list(overrides), derived=ime_sizes(vocab, confirmed))
+    cfg = resolve_config(run, resume, preset, list(overrides), derived=ime_sizes(vocab, confirmed, lookahead))
     fit_words, dev_words = dev_split(corpus.train)
     if len(dev_words) <= cfg.model.block_size:
         raise UserError(f"corpus too small: the dev slice has {len(dev_words)} words, need more than "
@@ -230,15 +252,15 @@ def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", o
     init = warm_start_from(warm_start, cfg, vocab) if warm_start and not resume else None
     run.path.mkdir(parents=True, exist_ok=True)
     cfg.save(run.config)
-    save_meta(run, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted,
+    save_meta(run, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted, lookahead=lookahead,
               warm_start=str(warm_start) if warm_start else None)
-    fit_streams = streams(vocab, fit_words, confirmed)
+    fit_streams = streams(vocab, fit_words, confirmed, lookahead)
     objective = lm_objective
     if restricted:
         positions = cfg.train.batch_size * jax.device_count() * cfg.model.block_size
         objective = candidates.objective(candidates.fit_layout(vocab.code_of, fit_streams.inputs, fit_streams.targets,
                                                                positions))
-    return fit(run.path, cfg, fit_streams, streams(vocab, dev_words, confirmed), resume, quiet=quiet,
+    return fit(run.path, cfg, fit_streams, streams(vocab, dev_words, confirmed, lookahead), resume, quiet=quiet,
                objective=objective, warm_start=init)
 
 

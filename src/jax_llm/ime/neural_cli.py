@@ -14,7 +14,8 @@ def train_command(args) -> int:
     sets = [f"block_size={args.block_size}"] if args.block_size is not None else []
     sets += [f"max_steps={args.max_steps}"] if args.max_steps is not None else []
     result = train(corpus, Path(args.out), args.preset, sets + args.set, confirmed=not args.codes_only,
-                   restricted=not args.unrestricted, resume=args.resume, quiet=args.quiet, warm_start=args.warm_start)
+                   restricted=not args.unrestricted, resume=args.resume, quiet=args.quiet, warm_start=args.warm_start,
+                   lookahead=args.lookahead)
     print(f"trained {result.step} steps; dev loss {result.val_loss if result.val_loss is not None else float('nan'):.4f}; "
           f"model in {args.out} (evaluate: jax-llm ime eval --dataset {args.dataset} --model {args.out})")
     return 0
@@ -42,6 +43,8 @@ def add_parser(ime_sub) -> None:
                    help="the published setting: read codes only (default: codes + the previous confirmed word)")
     p.add_argument("--unrestricted", action="store_true",
                    help="score all words, not only those whose code is the typed one")
+    p.add_argument("--lookahead", type=int, default=0, metavar="K",
+                   help="delayed decision: word i is predicted once codes i+1..i+K are typed too (default 0: online)")
     p.add_argument("--warm-start", type=Path, metavar="LM_DIR",
                    help="initialise from a word-level language model (see `jax-llm ime export-words`)")
     p.add_argument("--resume", action="store_true")

@@ -1,0 +1,93 @@
+"""The input-method results table for one dataset: n-gram and Transformer rows, codes-only and with
+confirmed words, the Transformer's own cache and its mixture with kn, each with top-1/3/5 and keystroke
+savings, on the test split (vocabulary from train, online).
+
+    python benchmarks/ime_study.py --dataset shakespeare --transformer runs/ime-sh [--codes-only runs/ime-sh-c]
+
+The Transformer runs are made by `jax-llm ime train` (trained on train minus its dev slice). The own
+cache's weight and window, and the mixture's weight, are chosen on the dev slice (the last 10% of train)
+with models that never saw it: the Transformer as trained, and a kn trained on the rest of train.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import jax
+
+from jax_llm.ime import ngram, neural
+from jax_llm.ime.codes import word_code
+from jax_llm.ime.ensemble import Ensemble
+from jax_llm.ime.evaluate import hit_rates, rank, score, table
+from jax_llm.ime.session_cache import WithCache, tune
+from jax_llm.ime.words import Vocab, WordCorpus, dev_split, load_corpus
+
+
+def tune_mixture(transformer, corpus, weights=(0.2, 0.3, 0.4, 0.5, 0.6)):
+    """(weight, dev top-1): the Transformer's share in its mixture with kn, chosen on the dev slice."""
+    fit_words, _ = dev_split(corpus.train)
+    kn_fit = ngram.train_kn(fit_words, Vocab.build(fit_words))
+    dev = WordCorpus("dev", corpus.train)
+    codes = [word_code(w) for w in dev.words]
+    tried = [(w, hit_rates(rank(Ensemble(transformer, kn_fit, w, mixture=True), codes, dev.words, 1, dev.n_train),
+                           dev.test, (1,))[1]) for w in weights]
+    return max(tried, key=lambda t: t[1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--transformer", type=Path, required=True, help="a run of `jax-llm ime train` (confirmed words)")
+    ap.add_argument("--codes-only", type=Path, help="a run of `jax-llm ime train --codes-only`")
+    ap.add_argument("--no-mixture", action="store_true")
+    ap.add_argument("--data-dir", default=os.environ.get("JAX_LLM_DATA_DIR"))
+    ap.add_argument("--out", type=Path, help="write the rows here as JSON (and the table beside it, .md)")
+    args = ap.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    t0 = time.perf_counter()
+    corpus = load_corpus(args.dataset, args.data_dir)
+    vocab = Vocab.build(corpus.train)
+    rows, notes = [], {}
+
+    def add(row):
+        rows.append(row)
+        print(f"  {row.model:<40} {row.order:>14}  top-1 {row.test_acc:.3f}  top-5 {row.top5:.3f}  "
+              f"keys saved {row.keys_saved:.3f}", flush=True)
+
+    add(score(ngram.train("backoff", corpus.train, vocab, 2), corpus, "backoff (published), codes only", "2", False))
+    kn = ngram.train_kn(corpus.train, vocab)
+    for context in ngram.CONTEXTS:
+        c = kn.with_config(context=context).config
+        add(score(kn.with_config(context=context), corpus, f"kn {context}",
+                  f"c{c.code_order}" + ("" if context == "codes" else f" w{c.word_order}"), False))
+    if args.codes_only:
+        add(score(neural.TransformerPredictor(args.codes_only), corpus, "transformer, codes only",
+                  args.codes_only.name, False))
+    transformer = neural.TransformerPredictor(args.transformer)
+    add(score(transformer, corpus, "transformer, confirmed words", args.transformer.name, False))
+    weight, window, dev_top1 = tune(transformer, corpus.train)
+    notes["own_cache"] = {"weight": weight, "window": window, "dev_top1": dev_top1}
+    add(score(WithCache(transformer, weight, window), corpus, "transformer + own cache",
+              f"w{weight} n{window}", False))
+    if not args.no_mixture:
+        weight, dev_top1 = tune_mixture(transformer, corpus)
+        notes["mixture"] = {"weight": weight, "dev_top1": dev_top1}
+        add(score(Ensemble(transformer, kn, weight, mixture=True), corpus, "mixture transformer + kn",
+                  f"{weight} T", False))
+    md = table(rows, f"{args.dataset}: test split ({len(corpus.test):,} words), vocabulary from train")
+    print(md + f"\nchosen on the dev slice: {json.dumps(notes)}\n{time.perf_counter() - t0:.0f} s", flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"dataset": args.dataset, "dev": notes, "rows": [asdict(r) for r in rows]},
+                                       indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ both; then the same at one thread, in a child process.
     python benchmarks/vs_pytorch.py                         # 10 blocks of 50 steps, at 2 threads then 1
     python benchmarks/vs_pytorch.py --threads 2 --blocks 4  # a quicker look, without the one-thread run
 
-Needs PyTorch: pip install -e ".[bench]". It prints figures and never fails on them.
+Needs PyTorch: pip install -e ".[hf]". It prints figures and never fails on them.
 """
 
 import argparse
@@ -371,7 +371,7 @@ def main(argv=None) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        print('PyTorch is not installed: pip install -e ".[bench]"', file=sys.stderr)
+        print('PyTorch is not installed: pip install -e ".[hf]"', file=sys.stderr)
         sys.exit(2)
     measure(args, threads)
 

@@ -20,9 +20,15 @@ def cmd_train(args) -> int:
     start_distributed(args.coordinator, args.num_processes, args.process_id, args.init_timeout, args.heartbeat_timeout)
     flags = [f"{k}={v}" for k, v in (("tokenizer", args.tokenizer), ("bpe_vocab_size", args.vocab_size),
                                       ("max_steps", args.max_steps)) if v is not None]
-    run = RunDir(args.out)
-    cfg = resolve_config(run, args.resume, args.preset, flags + args.set)
-    pretrain(text_path(args.text_file), run.path, cfg, resume=args.resume, quiet=args.quiet)
+    run, overrides, source = RunDir(args.out), flags + args.set, None
+    if args.init_from and not (args.resume and run.has_checkpoints()):  # a resumed run's checkpoint wins
+        from jax_llm.hf import GPT2Checkpoint
+
+        source = GPT2Checkpoint(args.init_from)
+        overrides = overrides if args.resume else source.overrides(overrides)
+    cfg = resolve_config(run, args.resume, args.preset, overrides)
+    pretrain(text_path(args.text_file), run.path, cfg, resume=args.resume, quiet=args.quiet,
+             warm_start=source and source.warm_start)
     return 0
 
 
@@ -38,6 +44,14 @@ def cmd_generate(args) -> int:
         prompt = tok.encode("\n").ids
     ids = generate(model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
     print(tok.decode(ids))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from jax_llm.hf import export
+
+    step = export(Path(args.run_dir), Path(args.out))
+    print(f"exported {args.run_dir} (step {step}) to {args.out}: transformers' GPT2LMHeadModel and its tokenizer")
     return 0
 
 
@@ -69,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set n_layer=6 (see `jax-llm presets`)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--init-from", metavar="HF_DIR", help="start from a local GPT-2 checkpoint (transformers' "
+                                                         "save_pretrained output): its shape, weights, tokenizer")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("several processes (hosts); from the environment or SLURM when not given")
     g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (env JAX_COORDINATOR_ADDRESS)")
@@ -89,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("export", help="write a run as a Hugging Face transformers model directory")
+    p.add_argument("run_dir")
+    p.add_argument("--to", choices=["hf"], required=True, help="hf: GPT2LMHeadModel, safetensors, fast tokenizer")
+    p.add_argument("out", help="a new or empty directory")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("presets", help="show the default config and the presets")
     p.set_defaults(func=cmd_presets)

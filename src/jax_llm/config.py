@@ -22,6 +22,7 @@ class ModelConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = False
+    gelu_approximate: bool = False  # tanh GELU (GPT-2's gelu_new, for imported GPT-2 weights); default exact erf
     tie_embeddings: bool = True  # output layer = input embedding (same vocab) or aux embedding (input method)
 
 

@@ -57,7 +57,8 @@ dense.defvjp(_dense_fwd, _dense_bwd)
 
 def gelu(x):
     """Exact (erf) GELU, as nanoGPT's nn.GELU(). `jax.nn.gelu(approximate=False)` computes the same
-    through `erfc`, whose two-branch polynomial XLA:CPU evaluates about 2x slower than `erf`'s."""
+    through `erfc`, whose two-branch polynomial XLA:CPU evaluates about 2x slower than `erf`'s.
+    `gelu_approximate=True` uses the tanh form instead, GPT-2's `gelu_new`, for imported GPT-2 weights."""
     return 0.5 * x * (1 + jax.lax.erf(x * (1 / math.sqrt(2))))
 
 
@@ -101,11 +102,13 @@ class Attention(nnx.Module):
 
 class MLP(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.tanh_gelu = cfg.gelu_approximate
         self.fc = _linear(cfg.n_embd, 4 * cfg.n_embd, cfg, rngs)
         self.proj = _linear(4 * cfg.n_embd, cfg.n_embd, cfg, rngs, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     def __call__(self, x):
-        return self.proj(gelu(self.fc(x)))
+        h = self.fc(x)
+        return self.proj(jax.nn.gelu(h, approximate=True) if self.tanh_gelu else gelu(h))
 
 
 class Block(nnx.Module):

@@ -23,8 +23,10 @@ class Pretrained:
     sample: str | None  # `sample_tokens` generated after training
 
 
-def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet: bool = False) -> Pretrained:
-    """`cfg` comes from `rundir.resolve_config`; its vocabulary size is set here, from the tokenizer."""
+def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet: bool = False,
+             warm_start=None) -> Pretrained:
+    """`cfg` comes from `rundir.resolve_config`; its vocabulary size is set here, from the tokenizer.
+    `warm_start(params) -> params` replaces the initial parameters of a run with no checkpoint (`--init-from`)."""
     text_path, run = Path(text_path), RunDir(run_dir)
     check_text_file(text_path)
     main = parallel.is_main_process()
@@ -44,7 +46,7 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
         n_params = count_params(nnx.eval_shape(lambda: GPT(cfg.model, nnx.Rngs(0))))
         print(f"{len(corpus.tokens):,} tokens ({len(train):,} train, {len(val):,} val), vocab {cfg.model.vocab_size}, "
               f"{n_params / 1e6:.2f}M parameters, {jax.device_count()} device(s)")
-    result = fit(run.path, cfg, train, val, resume, quiet=quiet)
+    result = fit(run.path, cfg, train, val, resume, quiet=quiet, warm_start=warm_start)
     engine = result.engine
     final_val_loss = full_val_loss(engine, val)
     params = parallel.to_host(engine.state["params"]) if cfg.train.sample_tokens else None  # all processes

@@ -28,7 +28,8 @@ from jax_llm.ime.words import Vocab, WordCorpus, dev_split, load_corpus
 
 
 def tune_mixture(transformer, corpus, weights=(0.2, 0.3, 0.4, 0.5, 0.6)):
-    """(weight, dev top-1): the Transformer's share in its mixture with kn, chosen on the dev slice."""
+    """(weight, dev top-1): the Transformer's (with its own cache) share in its mixture with kn, chosen on
+    the dev slice."""
     fit_words, _ = dev_split(corpus.train)
     kn_fit = ngram.train_kn(fit_words, Vocab.build(fit_words))
     dev = WordCorpus("dev", corpus.train)
@@ -43,7 +44,8 @@ def main() -> int:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--transformer", type=Path, required=True, help="a run of `jax-llm ime train` (confirmed words)")
     ap.add_argument("--codes-only", type=Path, help="a run of `jax-llm ime train --codes-only`")
-    ap.add_argument("--no-mixture", action="store_true")
+    ap.add_argument("--rows", nargs="+", default=["ngram", "transformer", "cache", "mixture"],
+                    help="which rows: ngram, transformer, cache, mixture (default: all)")
     ap.add_argument("--data-dir", default=os.environ.get("JAX_LLM_DATA_DIR"))
     ap.add_argument("--out", type=Path, help="write the rows here as JSON (and the table beside it, .md)")
     args = ap.parse_args()
@@ -59,9 +61,12 @@ def main() -> int:
         print(f"  {row.model:<40} {row.order:>14}  top-1 {row.test_acc:.3f}  top-5 {row.top5:.3f}  "
               f"keys saved {row.keys_saved:.3f}", flush=True)
 
-    add(score(ngram.train("backoff", corpus.train, vocab, 2), corpus, "backoff (published), codes only", "2", False))
-    kn = ngram.train_kn(corpus.train, vocab)
-    for context in ngram.CONTEXTS:
+    if "ngram" in args.rows:
+        add(score(ngram.train("backoff", corpus.train, vocab, 2), corpus, "backoff (published), codes only", "2",
+                  False))
+    if "ngram" in args.rows or "mixture" in args.rows:
+        kn = ngram.train_kn(corpus.train, vocab)
+    for context in ngram.CONTEXTS if "ngram" in args.rows else ():
         c = kn.with_config(context=context).config
         add(score(kn.with_config(context=context), corpus, f"kn {context}",
                   f"c{c.code_order}" + ("" if context == "codes" else f" w{c.word_order}"), False))
@@ -69,15 +74,18 @@ def main() -> int:
         add(score(neural.TransformerPredictor(args.codes_only), corpus, "transformer, codes only",
                   args.codes_only.name, False))
     transformer = neural.TransformerPredictor(args.transformer)
-    add(score(transformer, corpus, "transformer, confirmed words", args.transformer.name, False))
-    weight, window, dev_top1 = tune(transformer, corpus.train)
-    notes["own_cache"] = {"weight": weight, "window": window, "dev_top1": dev_top1}
-    add(score(WithCache(transformer, weight, window), corpus, "transformer + own cache",
-              f"w{weight} n{window}", False))
-    if not args.no_mixture:
-        weight, dev_top1 = tune_mixture(transformer, corpus)
+    if "transformer" in args.rows:
+        add(score(transformer, corpus, "transformer, confirmed words", args.transformer.name, False))
+    if "cache" in args.rows or "mixture" in args.rows:
+        a, b, decay, dev_top1 = tune(transformer, corpus.train)
+        notes["own_cache"] = {"code": a, "follow": b, "decay": decay, "dev_top1": dev_top1}
+        cached = WithCache(transformer, a, b, decay)
+    if "cache" in args.rows:
+        add(score(cached, corpus, "transformer + own cache", f"{a}/{b}/{decay}", False))
+    if "mixture" in args.rows:
+        weight, dev_top1 = tune_mixture(cached, corpus)
         notes["mixture"] = {"weight": weight, "dev_top1": dev_top1}
-        add(score(Ensemble(transformer, kn, weight, mixture=True), corpus, "mixture transformer + kn",
+        add(score(Ensemble(cached, kn, weight, mixture=True), corpus, "mixture (transformer + own cache) + kn",
                   f"{weight} T", False))
     md = table(rows, f"{args.dataset}: test split ({len(corpus.test):,} words), vocabulary from train")
     print(md + f"\nchosen on the dev slice: {json.dumps(notes)}\n{time.perf_counter() - t0:.0f} s", flush=True)

@@ -17,19 +17,26 @@ def test_keys_saved_counts_codes_picks_pages_and_spelling():
     assert keys_saved([[w] for w in truth], truth) == pytest.approx(1 - 8 / full)
 
 
-def test_recent_words_forget_beyond_the_window():
-    cache = RecentWords(window=3)
-    for w in ["the", "cat", "the", "thee"]:
+def test_recent_words_decay_and_follow_the_previous_word():
+    cache = RecentWords(decay=2.0)
+    for w in ["the", "cat", "thee", "cat", "the"]:
         cache.push(w)
-    assert cache.shares("th") == {"the": 0.5, "thee": 0.5}  # the first "the" has left the window
-    assert cache.shares("ca") == {"cat": 1.0} and cache.shares("do") == {}
+    shares = cache.shares("th")  # "the" at ages 0 and 4, "thee" at age 2
+    want = {"the": 1 + math.exp(-2), "thee": math.exp(-1)}
+    assert shares == pytest.approx({w: v / sum(want.values()) for w, v in want.items()})
+    assert cache.shares("ca", follow=True) == {"cat": 1.0}  # what followed "the", the last word
+    assert cache.shares("th", follow=True) == {}  # nothing of code "th" has followed "the"
+    cache.push("cat")
+    after_cat = {"thee": math.exp(-1.5), "the": math.exp(-0.5)}  # ages 3 and 1
+    assert cache.shares("th", follow=True) == pytest.approx({w: v / sum(after_cat.values()) for w, v in after_cat.items()})
+    assert cache.shares("do") == {}
 
 
-def test_mixing_the_cache_raises_a_repeated_word():
+def test_mixing_the_caches_raises_a_repeated_word():
     ranked = [("the", math.log(0.6)), ("thee", math.log(0.3)), ("thou", math.log(0.1))]
-    mixed = dict(mix(ranked, {"thou": 1.0}, 0.5, 3))
+    mixed = dict(mix(ranked, [({"thou": 1.0}, 0.5), ({}, 0.3)], 3))  # the empty cache's weight stays
     assert mixed["thou"] == pytest.approx(math.log(0.55)) and mixed["the"] == pytest.approx(math.log(0.3))
-    assert [w for w, _ in mix(ranked, {}, 0.5, 2)] == ["the", "thee"]
+    assert [w for w, _ in mix(ranked, [], 2)] == ["the", "thee"]
 
 
 class Fixed:
@@ -39,10 +46,12 @@ class Fixed:
         return [("the", math.log(0.7)), ("thee", math.log(0.3))][:k]
 
 
-def test_with_cache_agrees_per_position_and_in_batch():
-    words = ["thee", "thee", "cat", "thee", "the", "thee"]
-    codes = ["th", "th", "ca", "th", "th", "th"]
-    model = WithCache(Fixed(), weight=0.5, window=4)
+def test_with_cache_agrees_per_position_in_batch_and_while_typing():
+    words = ["thee", "thee", "cat", "thee", "the", "thee", "cat", "the"]
+    codes = [w[:2] for w in words]
+    model = WithCache(Fixed(), code=0.5, follow=0.2, decay=3.0)
     batch = model.rank_split(codes, words, 2, start=1)
-    one_by_one = [[w for w, _ in model.candidates(codes[i], words[:i], 2)] for i in range(1, len(words))]
-    assert batch == one_by_one and batch[0] == ["thee", "the"]  # "thee" typed once: 0.5*0.3 + 0.5 > 0.35
+    typed = [[w for w, _ in model.candidates(codes[i], words[:i], 2)] for i in range(1, len(words))]  # grows
+    fresh = [[w for w, _ in WithCache(Fixed(), 0.5, 0.2, 3.0).candidates(codes[i], words[:i], 2)]
+             for i in range(1, len(words))]
+    assert batch == typed == fresh and batch[0] == ["thee", "the"]  # "thee" typed once: 0.25*0.3+0.5 > 0.35

@@ -226,3 +226,16 @@ def test_bits_per_byte_in_metrics_are_the_loss_over_the_bytes_of_the_text(tmp_pa
     assert full["step"] == 20
     assert f"val loss over the whole val split: {full['full_val_loss']:.4f} nats/token, " \
            f"{full['full_val_bpb']:.4f} bits per byte" in printed
+
+
+def test_the_aozora_cpu_preset_trains(tmp_path, data_dir):
+    """The CPU reference run's preset, two steps on 100 KB of its text (the 30-minute run is in the docs)."""
+    text = tmp_path / "ja.txt"
+    text.write_text((data_dir / "aozora_sample.txt").read_bytes()[:100_000].decode("utf-8", "ignore"), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["train", str(text), "--out", str(out), "--preset", "aozora-cpu", "--max-steps", "2", "--quiet",
+            "--set", "eval_batches=1", "--set", "sample_tokens=0"]
+    assert main(args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["data"]["tokenizer"], cfg["model"]["n_layer"], cfg["model"]["block_size"]) == ("bpe", 4, 128)
+    assert any("full_val_bpb" in r for r in read_metrics(out / "metrics.jsonl"))

@@ -129,7 +129,8 @@ def main(argv=None) -> None:
               f"checkpoints left out): median {med:.1f}, min {min(ms):.1f}, max {max(ms):.1f}")
         print(f"training tokens/s: {tokens_per_step / med * 1000:,.0f} at the median step, "
               f"{tokens_per_step / min(ms) * 1000:,.0f} at the fastest")
-        print(f"val loss at step {args.steps} over the whole val split: {result.final_val_loss:.4f}"
+        print(f"val loss at step {args.steps} over the whole val split: {result.final_val_loss:.4f} "
+              f"({result.final_val_bpb:.4f} bits per byte)"
               + ("" if args.steps == 2000 else " (a short run: not comparable with the 2000-step figure)"))
 
         _, tok, model, _ = load_run(run_dir)

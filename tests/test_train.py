@@ -1,6 +1,7 @@
 """Training through the real CLI: loss goes down, resume replays the same losses, bad input is refused."""
 
 import json
+import math
 import shutil
 import os
 import signal
@@ -201,3 +202,40 @@ def test_several_steps_per_call_log_the_losses_of_one_step_per_call(tmp_path, co
     assert sorted(curves[1]) == sorted(curves[8]) == list(range(1, 21))
     for step in curves[1]:
         assert curves[8][step] == pytest.approx(curves[1][step], rel=1e-5, abs=1e-6), step
+
+
+def test_bits_per_byte_in_metrics_are_the_loss_over_the_bytes_of_the_text(tmp_path, data_dir, capsys):
+    """Japanese with BPE (several bytes a token): train rows, periodic val rows and the whole-split row of
+    metrics.jsonl give loss x tokens / bytes / ln 2 of their split, as tokens.json counts them."""
+    text = tmp_path / "ja.txt"
+    text.write_text((data_dir / "aozora_sample.txt").read_bytes()[:40000].decode("utf-8", "ignore"), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(tiny_args(text, out, 20) + ["--tokenizer", "bpe", "--vocab-size", "400"]) == 0  # the last flag counts
+    printed = capsys.readouterr().out
+    meta = json.loads((out / "tokens.json").read_text())
+    per_byte = {"train": meta["train_tokens"] / meta["train_bytes"], "val": meta["val_tokens"] / meta["val_bytes"]}
+    assert per_byte["val"] < 1 / 1.5  # the check below would also pass with bytes = tokens
+    rows = read_metrics(out / "metrics.jsonl")
+    kinds = {"loss": ("bpb", "train"), "val_loss": ("val_bpb", "val"), "full_val_loss": ("full_val_bpb", "val")}
+    for loss_key, (bpb_key, split) in kinds.items():
+        found = [r for r in rows if loss_key in r]
+        assert found, loss_key
+        for r in found:
+            assert r[bpb_key] == pytest.approx(r[loss_key] * per_byte[split] / math.log(2), rel=1e-12)
+    full = next(r for r in rows if "full_val_loss" in r)
+    assert full["step"] == 20
+    assert f"val loss over the whole val split: {full['full_val_loss']:.4f} nats/token, " \
+           f"{full['full_val_bpb']:.4f} bits per byte" in printed
+
+
+def test_the_aozora_cpu_preset_trains(tmp_path, data_dir):
+    """The CPU reference run's preset, two steps on 100 KB of its text (the 30-minute run is in the docs)."""
+    text = tmp_path / "ja.txt"
+    text.write_text((data_dir / "aozora_sample.txt").read_bytes()[:100_000].decode("utf-8", "ignore"), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["train", str(text), "--out", str(out), "--preset", "aozora-cpu", "--max-steps", "2", "--quiet",
+            "--set", "eval_batches=1", "--set", "sample_tokens=0"]
+    assert main(args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["data"]["tokenizer"], cfg["model"]["n_layer"], cfg["model"]["block_size"]) == ("bpe", 4, 128)
+    assert any("full_val_bpb" in r for r in read_metrics(out / "metrics.jsonl"))

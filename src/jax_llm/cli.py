@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text_file", help=f"UTF-8 text file (any language), or a named dataset, downloaded once and "
                                      f"checked by sha256: {', '.join(DATASETS)}")
     p.add_argument("--out", required=True, help="run directory (config, tokenizer, checkpoints, metrics)")
-    p.add_argument("--preset", help="tiny | baby | shakespeare-char | gpt-80m | gpt2-124m")
+    p.add_argument("--preset", help="tiny | baby | aozora-cpu | shakespeare-char | gpt-80m | gpt2-124m")
     p.add_argument("--tokenizer", help="bpe (default), char, or a tokenizer.json path")
     p.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default 8192)")
     p.add_argument("--max-steps", type=int)

@@ -24,12 +24,40 @@ IGNORE = -1  # a target that is not scored (padding of the last eval window)
 @dataclass
 class Corpus:
     tokens: np.ndarray  # memory-mapped, the whole file
-    n_train: int  # tokens[:n_train] is train, the rest val
+    n_train: int  # tokens[:n_train] encode the train bytes, the rest the val bytes
+    train_bytes: int  # UTF-8 bytes of the text before the split (`split_offset`)
+    val_bytes: int  # from the split to the end
+
+
+def split_offset(text_path: Path, val_fraction: float) -> int:
+    """The byte where val starts: the last `val_fraction` of the file's bytes, moved forward to the next line
+    start (to the next character start when no line starts after it before the end).
+
+    The split is on bytes, not tokens, so that runs with any tokenizer are scored on the same val text and
+    their bits per byte compare; each side is tokenized on its own.
+    """
+    size = Path(text_path).stat().st_size
+    cut = size - round(size * val_fraction)
+    if cut <= 0:
+        return 0
+    with open(text_path, "rb") as f:
+        f.seek(cut - 1)  # a line starts at `cut` when the byte before it ends a line
+        at = cut - 1
+        while block := f.read(1 << 16):
+            if (newline := block.find(b"\n")) >= 0:
+                if at + newline + 1 < size:
+                    return at + newline + 1
+                break
+            at += len(block)
+        f.seek(cut)
+        tail = f.read(4)  # a UTF-8 character is at most 4 bytes; continuation bytes are 0b10xxxxxx
+    return cut + next((i for i, b in enumerate(tail) if b & 0xC0 != 0x80), len(tail))
 
 
 def prepare(text_path: Path, run_dir: Path, tokenizer_spec: str, bpe_vocab_size: int, val_fraction: float,
             resume: bool = False):
-    """Tokenizer and token file in `run_dir`, reused when the same file and tokenizer were prepared before.
+    """Tokenizer and token file in `run_dir`, reused when the same file, tokenizer and split were prepared
+    before. The train and val bytes (`split_offset`) are encoded separately, one after the other.
 
     A resumed run keeps its tokenizer, whatever happens: one that is missing or unreadable is refused in
     one line, and another text than the run's is refused. A token file that is missing or cut short is
@@ -42,29 +70,34 @@ def prepare(text_path: Path, run_dir: Path, tokenizer_spec: str, bpe_vocab_size:
     if resume and meta is not None and meta.get("source_sha256") != source_sha:
         raise UserError(f"cannot resume {run.path}: it was trained on {meta.get('source')} (sha256 "
                         f"{str(meta.get('source_sha256'))[:12]}...), not on {text_path} (sha256 {source_sha[:12]}...)")
-    same = meta is not None and meta.get("source_sha256") == source_sha and meta.get("tokenizer_spec") == tokenizer_spec
+    same = meta is not None and (meta.get("source_sha256"), meta.get("tokenizer_spec"), meta.get("val_fraction")) \
+        == (source_sha, tokenizer_spec, val_fraction)
     if resume and not run.tokenizer.is_file():
         raise UserError(f"{run.tokenizer}: missing; a run is resumed with its own tokenizer")
     if same and run.tokenizer.is_file() and _complete(run, meta):
-        return tokenizers.load(run.tokenizer), _open(run.tokens, meta, val_fraction)
+        return tokenizers.load(run.tokenizer), _open(run.tokens, meta)
     faults.reached("tokenizer")
     if resume:
         tok = tokenizers.load(run.tokenizer)
-        print(f"warning: {run.tokens} is missing or damaged; encoding {text_path} again with the run's tokenizer",
-              file=sys.stderr)
+        print(f"warning: {run.tokens} is missing or damaged (or split on tokens, by an older version); encoding "
+              f"{text_path} again with the run's tokenizer", file=sys.stderr)
     else:
         tok = tokenizers.build_tokenizer(tokenizer_spec, text_path, bpe_vocab_size)
     faults.reached("data")
-    ids = tokenizers.encode_file(tok, text_path)
+    size, cut = Path(text_path).stat().st_size, split_offset(text_path, val_fraction)
+    train = tokenizers.encode_file(tok, text_path, 0, cut)
+    ids = np.concatenate([train, tokenizers.encode_file(tok, text_path, cut, size)])
     tmp = run.tokens.with_suffix(".tmp")
     ids.tofile(tmp)
     tmp.replace(run.tokens)
     if not resume:
         tok.save(str(run.tokenizer))
     meta = dict(source=str(text_path), source_sha256=source_sha, tokenizer_spec=tokenizer_spec,
-                vocab_size=tok.get_vocab_size(), n_tokens=int(ids.size), dtype=np.dtype(ids.dtype).name)
+                vocab_size=tok.get_vocab_size(), n_tokens=int(ids.size), dtype=np.dtype(ids.dtype).name,
+                val_fraction=val_fraction, train_bytes=cut, train_tokens=int(train.size), val_bytes=size - cut,
+                val_tokens=int(ids.size - train.size))
     run.tokens_meta.write_text(json.dumps(meta, indent=2) + "\n")
-    return tok, _open(run.tokens, meta, val_fraction)
+    return tok, _open(run.tokens, meta)
 
 
 def _read_meta(run: RunDir) -> dict | None:
@@ -78,14 +111,16 @@ def _read_meta(run: RunDir) -> dict | None:
 
 def _complete(run: RunDir, meta: dict) -> bool:
     try:
-        return run.tokens.stat().st_size == int(meta["n_tokens"]) * np.dtype(meta["dtype"]).itemsize
+        n = int(meta["n_tokens"])
+        return run.tokens.stat().st_size == n * np.dtype(meta["dtype"]).itemsize \
+            and int(meta["train_tokens"]) + int(meta["val_tokens"]) == n
     except (OSError, KeyError, TypeError, ValueError):
         return False
 
 
-def _open(bin_path: Path, meta: dict, val_fraction: float) -> Corpus:
+def _open(bin_path: Path, meta: dict) -> Corpus:
     tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
-    return Corpus(tokens, int(round(len(tokens) * (1 - val_fraction))))
+    return Corpus(tokens, int(meta["train_tokens"]), int(meta["train_bytes"]), int(meta["val_bytes"]))
 
 
 @dataclass
@@ -95,23 +130,27 @@ class Streams:
     inputs: np.ndarray
     targets: np.ndarray
     aux: np.ndarray | None = None
+    bytes_per_token: float | None = None  # text bytes per target (language modelling): loss to bits per byte
 
     def __len__(self) -> int:
         return len(self.targets)
 
 
-def lm_streams(tokens: np.ndarray) -> Streams:
+def lm_streams(tokens: np.ndarray, bytes_per_token: float | None = None) -> Streams:
     """Language modelling: each token predicts the next one (views, no copy)."""
-    return Streams(inputs=tokens[:-1], targets=tokens[1:])
+    return Streams(inputs=tokens[:-1], targets=tokens[1:], bytes_per_token=bytes_per_token)
 
 
 def lm_splits(corpus: Corpus, block_size: int) -> tuple[Streams, Streams]:
-    train, val = corpus.tokens[: corpus.n_train], corpus.tokens[corpus.n_train:]
-    for name, part in (("train", train), ("val", val)):
-        if len(part) < block_size + 1:
-            raise UserError(f"corpus too short: the {name} split has {len(part)} tokens, "
-                            f"fewer than one block ({block_size} + 1); use a longer text or a smaller block_size")
-    return lm_streams(train), lm_streams(val)
+    """Train predicts its tokens after the first; val predicts every val token, the first one from the last
+    train token, so the val loss covers exactly the val bytes."""
+    n_train, n_val = corpus.n_train, len(corpus.tokens) - corpus.n_train
+    for name, n, need in (("train", n_train, block_size + 1), ("val", n_val, block_size)):
+        if n < need:
+            raise UserError(f"corpus too short: the {name} split has {n} tokens, fewer than one block "
+                            f"({need}); use a longer text or a smaller block_size")
+    return (lm_streams(corpus.tokens[:n_train], corpus.train_bytes / n_train),
+            lm_streams(corpus.tokens[n_train - 1:], corpus.val_bytes / n_val))
 
 
 def random_starts(streams: Streams, block: int, seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,6 +1,7 @@
 """metrics.jsonl (one JSON object a line) and the loss-curve PNG drawn from it."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,8 +18,23 @@ class MetricsLog:
             self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, **row) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append(self.path, **row)
+
+
+def append(path: Path, **row) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def bits_per_byte(loss: float, bytes_per_token: float) -> float:
+    """Nats per token to bits per UTF-8 byte of the text scored: loss x tokens / bytes / ln 2. Runs with
+    different tokenizers, or on different languages, compare on this scale (over the same text)."""
+    return loss / bytes_per_token / math.log(2)
+
+
+def bpb_field(name: str, loss: float, bytes_per_token: float | None) -> dict:
+    """{name: bits per byte} for a metrics row, or {} where the streams are not text (the input method)."""
+    return {name: bits_per_byte(loss, bytes_per_token)} if bytes_per_token else {}
 
 
 def read_metrics(path: Path) -> list[dict]:

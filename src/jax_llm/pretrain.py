@@ -6,7 +6,7 @@ from pathlib import Path
 import jax
 from flax import nnx
 
-from jax_llm import data, faults, parallel, tokenizer
+from jax_llm import data, faults, metrics, parallel, tokenizer
 from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
 from jax_llm.model import GPT, count_params
@@ -19,7 +19,8 @@ from jax_llm.train import FitResult, fit, full_val_loss, load_model
 @dataclass
 class Pretrained:
     fit: FitResult
-    final_val_loss: float  # over the whole val split
+    final_val_loss: float  # over the whole val split, nats per token
+    final_val_bpb: float  # the same, in bits per UTF-8 byte of the val text
     sample: str | None  # `sample_tokens` generated after training
 
 
@@ -44,15 +45,19 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
     if main:
         cfg.save(run.config)
         n_params = count_params(nnx.eval_shape(lambda: GPT(cfg.model, nnx.Rngs(0))))
-        print(f"{len(corpus.tokens):,} tokens ({len(train):,} train, {len(val):,} val), vocab {cfg.model.vocab_size}, "
+        n_val = len(corpus.tokens) - corpus.n_train
+        print(f"{len(corpus.tokens):,} tokens: train {corpus.n_train:,} ({corpus.train_bytes:,} bytes), val {n_val:,} "
+              f"({corpus.val_bytes:,} bytes, {val.bytes_per_token:.2f} per token); vocab {cfg.model.vocab_size}, "
               f"{n_params / 1e6:.2f}M parameters, {jax.device_count()} device(s)")
     result = fit(run.path, cfg, train, val, resume, quiet=quiet, warm_start=warm_start)
     engine = result.engine
     final_val_loss = full_val_loss(engine, val)
+    final_val_bpb = metrics.bits_per_byte(final_val_loss, val.bytes_per_token)
     params = parallel.to_host(engine.state["params"]) if cfg.train.sample_tokens else None  # all processes
     sample = None
     if main:
-        print(f"val loss over the whole val split: {final_val_loss:.4f}")
+        metrics.append(run.metrics, step=result.step, full_val_loss=final_val_loss, full_val_bpb=final_val_bpb)
+        print(f"val loss over the whole val split: {final_val_loss:.4f} nats/token, {final_val_bpb:.4f} bits per byte")
         if cfg.train.sample_tokens:
             faults.reached("sample")
             model = nnx.merge(engine.graphdef, params)
@@ -60,7 +65,7 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
             ids = generate(model, prompt, cfg.train.sample_tokens, temperature=0.8, top_k=200, seed=cfg.train.seed)
             sample = tok.decode(ids[len(prompt):])
             print("sample:\n" + sample)
-    return Pretrained(result, final_val_loss, sample)
+    return Pretrained(result, final_val_loss, final_val_bpb, sample)
 
 
 def load_run(run_dir: Path):

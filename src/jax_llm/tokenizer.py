@@ -5,6 +5,7 @@ GPT-2 pattern into runs of letters, digits, punctuation and whitespace, never by
 The char tokenizer (nanoGPT's shakespeare_char) maps each character of the corpus to one id.
 """
 
+import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,25 +59,30 @@ def load(path: Path) -> Tokenizer:
         raise UserError(f"cannot load tokenizer {path}: {str(e).splitlines()[0]}") from None
 
 
-def read_chunks(path: Path, chunk_chars: int = 1 << 20) -> Iterator[str]:
-    """The file as pieces of about `chunk_chars` characters, each ending at a line break when possible."""
-    with open(path, encoding="utf-8", newline="") as f:
-        carry = ""
-        while block := f.read(chunk_chars):
-            block = carry + block
+def read_chunks(path: Path, chunk_bytes: int = 1 << 20, start: int = 0, end: int | None = None) -> Iterator[str]:
+    """Bytes [start, end) of the file as text, in pieces of about `chunk_bytes` bytes, each ending at a
+    line break when possible (never inside a character). `start` must be a character boundary."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = (Path(path).stat().st_size if end is None else end) - start
+        decoder, carry = codecs.getincrementaldecoder("utf-8")(), ""
+        while left > 0 and (raw := f.read(min(chunk_bytes, left))):
+            left -= len(raw)
+            block = carry + decoder.decode(raw, final=left <= 0)
             cut = block.rfind("\n") + 1 or len(block)
             carry = block[cut:]
-            yield block[:cut]
+            if cut:
+                yield block[:cut]
         if carry:
             yield carry
 
 
-def encode_file(tok: Tokenizer, path: Path) -> np.ndarray:
-    """All tokens of the file, encoded in parallel in line-aligned chunks."""
+def encode_file(tok: Tokenizer, path: Path, start: int = 0, end: int | None = None) -> np.ndarray:
+    """All tokens of bytes [start, end) of the file, encoded in parallel in line-aligned chunks."""
     dtype = token_dtype(tok.get_vocab_size())
     parts = []
     batch: list[str] = []
-    for chunk in read_chunks(path, 1 << 16):
+    for chunk in read_chunks(path, 1 << 16, start, end):
         batch.append(chunk)
         if len(batch) == 64:
             parts.extend(np.asarray(e.ids, dtype) for e in tok.encode_batch(batch, add_special_tokens=False))

@@ -23,7 +23,7 @@ from jax_llm import data, faults, parallel
 from jax_llm.checkpoint import Checkpoints, read_latest
 from jax_llm.config import RunConfig, TrainConfig
 from jax_llm.errors import UserError
-from jax_llm.metrics import MetricsLog, plot_losses
+from jax_llm.metrics import MetricsLog, bpb_field, plot_losses
 from jax_llm.rundir import RunDir
 from jax_llm.model import GPT
 
@@ -214,8 +214,9 @@ class LossReader:
     """
 
     def __init__(self, run: RunDir, cfg: RunConfig, start: int, tokens_per_step: int, show_bar: bool,
-                 checkpoints: Checkpoints):
+                 checkpoints: Checkpoints, bytes_per_token: float | None = None):
         self.cfg, self.start, self.tokens_per_step, self.checkpoints = cfg, start, tokens_per_step, checkpoints
+        self.bytes_per_token = bytes_per_token  # the train split's average: a batch's bits per byte, roughly
         self.log = MetricsLog(run.metrics, start) if parallel.is_main_process() else None
         self.bar = tqdm(total=cfg.train.max_steps, initial=start, disable=not show_bar, unit="step",
                         dynamic_ncols=True, mininterval=1.0)
@@ -252,7 +253,8 @@ class LossReader:
         self.bar.update(len(losses))
         for step, loss in enumerate(losses, first):
             if step % t.log_interval == 0 or step == t.max_steps or step == self.start + 1:
-                self.log.write(step=step, loss=loss, lr=float(make_lr(t)(step - 1)), tokens_per_s=round(tps, 1))
+                self.log.write(step=step, loss=loss, **bpb_field("bpb", loss, self.bytes_per_token),
+                               lr=float(make_lr(t)(step - 1)), tokens_per_s=round(tps, 1))
 
 
 @dataclass
@@ -297,7 +299,8 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
     checkpoints = Checkpoints(run.checkpoints, t.keep_checkpoints)
     start = restore_or_initialise(engine, checkpoints, resume, warm_start)
     tokens_per_step = t.grad_accum * engine.rows * block
-    losses = LossReader(run, cfg, start, tokens_per_step, not quiet and parallel.is_main_process(), checkpoints)
+    losses = LossReader(run, cfg, start, tokens_per_step, not quiet and parallel.is_main_process(), checkpoints,
+                        train.bytes_per_token)
     key, val_loss = jax.random.key(t.seed), None
     step = start
     with _StopRequest() as stop:
@@ -315,7 +318,7 @@ def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, r
                     losses.flush()
                     faults.reached(f"eval:{step}")
                     val_loss = estimate_val_loss(engine, val)
-                    _report_val(run, losses, step, val_loss)
+                    _report_val(run, losses, step, val_loss, val.bytes_per_token)
                 if step % t.ckpt_interval == 0 or step == t.max_steps:
                     checkpoints.save(step, engine.state)
                 for s in steps:
@@ -352,10 +355,11 @@ def next_pause(t: TrainConfig, step: int) -> int:
     return min(ends)
 
 
-def _report_val(run: RunDir, losses: LossReader, step: int, val_loss: float) -> None:
+def _report_val(run: RunDir, losses: LossReader, step: int, val_loss: float, bytes_per_token: float | None) -> None:
     if losses.log is not None:
-        losses.log.write(step=step, val_loss=val_loss)
-        losses.bar.write(f"step {step}: val loss {val_loss:.4f}")
+        bpb = bpb_field("val_bpb", val_loss, bytes_per_token)
+        losses.log.write(step=step, val_loss=val_loss, **bpb)
+        losses.bar.write(f"step {step}: val loss {val_loss:.4f}" + (f", {bpb['val_bpb']:.4f} bits per byte" if bpb else ""))
         plot_losses(run.metrics, run.loss_plot)
 
 

@@ -4,6 +4,7 @@ and each run is compared with one uninterrupted run: the same losses, or a one-l
 the directory as it was. docs/reliability.md lists them."""
 
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,16 @@ from jax_llm.metrics import read_metrics
 STEPS = 40
 
 
+def interruptible():
+    """In the child: Ctrl-C delivered as at a terminal, even when pytest itself was started in the background
+    (a shell's `&` starts it with SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(args, fault=None, **kw):
     env = {**os.environ, "JAX_LLM_FAULT": fault} if fault else None
     return subprocess.run([sys.executable, "-m", "jax_llm", *args], capture_output=True, text=True, env=env,
-                          timeout=600, **kw)
+                          timeout=600, preexec_fn=interruptible, **kw)
 
 
 def losses(run_dir):

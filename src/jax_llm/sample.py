@@ -45,7 +45,8 @@ def prefill(graphdef, params, inputs, aux, cache, last):
 
 @partial(jax.jit, static_argnums=(0,), donate_argnums=(4,))
 def extend(graphdef, params, inputs, aux, cache, pos):
-    """One more position (1, 1) into the cache at `pos`; its logits. The old cache is donated."""
+    """Positions pos.. of `inputs` (1, T) into the cache (over whatever it held there); the last one's logits.
+    The old cache is donated."""
     logits = nnx.merge(graphdef, params)(inputs, aux, cache=cache, pos=pos)
     return logits[0, -1], cache
 

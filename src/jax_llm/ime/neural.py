@@ -188,10 +188,19 @@ class TransformerPredictor:
         block = self.cfg.model.block_size
         start = window_start(len(context), block)
         window = (start, self._positions(context, code, start, ahead))
+        positions = window[1]
         with self._lock:
-            if self._cache is not None and self._window[0] == start and self._window[1] == window[1][:-1]:
-                logits, self._cache = extend(self.graphdef, self.params, *self._batch(window[1][-1:]), self._cache,
-                                             len(window[1]) - 1)
+            same = 0  # leading positions already in the cache, as they are now
+            if self._cache is not None and self._window[0] == start:
+                old = self._window[1]
+                while same < min(len(old), len(positions)) and old[same] == positions[same]:
+                    same += 1
+            same = min(same, len(positions) - 1)  # the last position is always run: its logits are the answer
+            if self._cache is not None and same >= len(positions) - 1 - self.lookahead:
+                # the next keystroke: one new position (a lookahead model also re-reads the K before it,
+                # whose later codes have just arrived); the cache's stale entries past it are masked
+                logits, self._cache = extend(self.graphdef, self.params, *self._batch(positions[same:]), self._cache,
+                                             same)
             else:
                 padded = window[1] + [(0, 0)] * (block - len(window[1]))
                 self._cache = init_cache(self.cfg.model, 1)

@@ -92,8 +92,10 @@ def test_two_processes_log_the_losses_of_four_devices_and_resume_together(tmp_pa
 
 
 def without_gloo(out: str) -> str:
-    """Output without Gloo's connection messages, which its threads print, sometimes mixed into each other."""
-    return re.sub(r"\d+ is connected to \d+ peer ranks\. Expected number of connected peer ranks is : \d+", "",
+    """Output without Gloo's connection messages, which its threads print, sometimes mixed into each other
+    (even mid-line: "... is : 3[Gloo] Rank 2 is ..."). The expected count is matched as the connected one
+    (a backreference), so it cannot swallow the digits of a rank printed right after it."""
+    return re.sub(r"\d*\s*is connected to (\d+) peer ranks\. Expected number of connected peer ranks is : \1", "",
                   out.replace("[Gloo] Rank ", ""))
 
 

@@ -9,9 +9,13 @@ import subprocess
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from helpers import cut_corpus, tiny_args
+from jax_llm import train
 from jax_llm.cli import main
 from jax_llm.metrics import read_metrics
 
@@ -239,3 +243,13 @@ def test_the_aozora_cpu_preset_trains(tmp_path, data_dir):
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["data"]["tokenizer"], cfg["model"]["n_layer"], cfg["model"]["block_size"]) == ("bpe", 4, 128)
     assert any("full_val_bpb" in r for r in read_metrics(out / "metrics.jsonl"))
+
+
+def test_label_smoothing_mixes_the_target_with_the_mean_over_outputs():
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 5)), jnp.float32)
+    targets = jnp.asarray([[1, 4, -1], [0, 2, 3]])
+    got, n = train.cross_entropy(logits, targets, smoothing=0.3)
+    logp = np.asarray(jax.nn.log_softmax(logits))
+    want = -sum(0.7 * logp[b, t, targets[b, t]] + 0.3 * logp[b, t].mean()
+                for b in range(2) for t in range(3) if targets[b, t] >= 0)
+    assert int(n) == 5 and float(got) == pytest.approx(want, rel=1e-5)

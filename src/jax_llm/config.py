@@ -21,6 +21,7 @@ class ModelConfig:
     n_embd: int = 128
     block_size: int = 64
     dropout: float = 0.0
+    aux_dropout: float = 0.0  # in training, the share of aux inputs (previous words) replaced by id 0 (<unk>)
     bias: bool = False
     gelu_approximate: bool = False  # tanh GELU (GPT-2's gelu_new, for imported GPT-2 weights); default exact erf
     tie_embeddings: bool = True  # output layer = input embedding (same vocab) or aux embedding (input method)
@@ -40,6 +41,7 @@ class TrainConfig:
     beta2: float = 0.99
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    label_smoothing: float = 0.0  # share of the target's probability spread evenly over the scored outputs
     eval_interval: int = 250
     eval_batches: int = 20  # batches per periodic val estimate; the final eval covers the whole split
     log_interval: int = 10

@@ -19,6 +19,8 @@ from flax import nnx
 
 from jax_llm.config import ModelConfig
 
+AUX_DROPOUT_STREAM = 1 << 30  # fold_in index of the aux dropout's key, apart from the blocks' split keys
+
 
 def _dropout(x, rate: float, key):
     if key is None or rate == 0.0:
@@ -157,6 +159,9 @@ class GPT(nnx.Module):
         T = inputs.shape[1]
         x = self.wte(inputs) + self.wpe(pos + jnp.arange(T))[None]
         if self.aux_embed is not None:
+            if dropout_key is not None and self.cfg.aux_dropout:  # its own key: the other draws stay as they were
+                drop = jax.random.bernoulli(jax.random.fold_in(dropout_key, AUX_DROPOUT_STREAM), self.cfg.aux_dropout, aux.shape)
+                aux = jnp.where(drop, 0, aux)
             x = x + self.aux_embed(aux)
         keys = jax.random.split(dropout_key, len(self.blocks) + 1) if dropout_key is not None else None
         x = _dropout(x, self.cfg.dropout, None if keys is None else keys[-1])

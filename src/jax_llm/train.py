@@ -10,6 +10,7 @@ import math
 import signal
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -40,17 +41,23 @@ def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(t.grad_clip or float("inf")), adamw)
 
 
-def cross_entropy(logits, targets):
-    """Summed negative log-likelihood and the number of scored targets (targets < 0 are ignored)."""
+def cross_entropy(logits, targets, smoothing: float = 0.0):
+    """Summed negative log-likelihood and the number of scored targets (targets < 0 are ignored). With
+    `smoothing` e, the target is (1-e) on the true output and e spread evenly over all of them."""
     valid = targets >= 0
     safe = jnp.where(valid, targets, 0)
-    nll = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
+    target = jnp.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
+    if smoothing:
+        target = (1 - smoothing) * target + smoothing * jnp.mean(logits, axis=-1)
+    nll = jax.nn.logsumexp(logits, axis=-1) - target
     return jnp.sum(jnp.where(valid, nll, 0.0)), jnp.sum(valid)
 
 
-def lm_objective(model, batch, key=None):
-    """The language model's loss: every output scored at every position."""
-    return cross_entropy(model(batch["inputs"], batch.get("aux"), dropout_key=key), batch["targets"])
+def lm_objective(model, batch, key=None, smoothing: float = 0.0):
+    """The language model's loss: every output scored at every position. `key` is None in evaluation,
+    which scores the plain likelihood (no smoothing, no dropout)."""
+    logits = model(batch["inputs"], batch.get("aux"), dropout_key=key)
+    return cross_entropy(logits, batch["targets"], smoothing if key is not None else 0.0)
 
 
 def make_steps(graphdef, tx, cfg: RunConfig, objective=lm_objective, gathered=None):
@@ -142,9 +149,11 @@ def state_init(cfg: RunConfig, tx):
     return init
 
 
-def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, objective=lm_objective) -> Engine:
-    """State initialised directly in its shardings (replicated, or split with fsdp) on `mesh` (default: all devices)."""
+def build_engine(cfg: RunConfig, mesh: jax.sharding.Mesh | None = None, objective=None) -> Engine:
+    """State initialised directly in its shardings (replicated, or split with fsdp) on `mesh` (default: all
+    devices). `objective`: the job's loss (`make_steps`); default the language model's."""
     mesh = mesh or parallel.make_mesh()
+    objective = objective or partial(lm_objective, smoothing=cfg.train.label_smoothing)
     tx = make_optimizer(cfg.train)
     init = state_init(cfg, tx)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: GPT(cfg.model, nnx.Rngs(cfg.train.seed))))
@@ -289,7 +298,7 @@ def restore_or_initialise(engine: Engine, checkpoints: Checkpoints, resume: bool
 
 
 def fit(run_dir: Path, cfg: RunConfig, train: data.Streams, val: data.Streams, resume: bool,
-        quiet: bool = False, objective=lm_objective, warm_start=None) -> FitResult:
+        quiet: bool = False, objective=None, warm_start=None) -> FitResult:
     """Train on aligned streams. Checkpoints, metrics and the loss plot go to `run_dir`.
 
     `warm_start(params) -> params`, if given, replaces freshly initialised parameters (not on resume).

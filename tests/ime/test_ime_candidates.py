@@ -7,12 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from jax_llm.config import make_config
 from jax_llm.ime import candidates, neural
 from jax_llm.ime.codes import CODE_IDS, code_ids, normalize
 from jax_llm.ime.words import Vocab, WordCorpus
 from jax_llm.metrics import read_metrics
+from jax_llm.model import GPT
 from jax_llm.train import fit
 
 
@@ -40,8 +42,8 @@ def _batch(vocab, words, rows, block, seed):
     return codes, targets, jnp.asarray(codes[idx].ravel()), jnp.asarray(targets[idx].ravel())
 
 
-@pytest.mark.parametrize("fallback", [False, True])
-def test_loss_and_gradients_equal_the_masked_softmax(words, fallback):
+@pytest.mark.parametrize("fallback,smoothing", [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0.1)])
+def test_loss_and_gradients_equal_the_masked_softmax(words, fallback, smoothing):
     vocab = Vocab.build(words[:20_000]).grouped()
     codes, targets, c, t = _batch(vocab, words[20_000:40_000], 8, 32, seed=0)  # test-like: OOV targets (0) too
     t = t.at[:5].set(-1)  # padding
@@ -53,7 +55,8 @@ def test_loss_and_gradients_equal_the_masked_softmax(words, fallback):
     rows_e = jnp.asarray(rng.normal(size=(len(vocab), 16)), jnp.float32)
 
     def loss(f):
-        return jax.value_and_grad(lambda e, x: (lambda s, n: s / n)(*f(x, e, t, layout)), argnums=(0, 1))(rows_e, h)
+        return jax.value_and_grad(lambda e, x: (lambda s, n: s / n)(*f(x, e, t, layout, smoothing)),
+                                  argnums=(0, 1))(rows_e, h)
 
     (got, grads), (want, want_grads) = loss(candidates.candidate_nll), loss(candidates.masked_nll)
     assert int(candidates.candidate_nll(h, rows_e, t, layout)[1]) == int(jnp.sum(t > 0)) > 200
@@ -61,6 +64,33 @@ def test_loss_and_gradients_equal_the_masked_softmax(words, fallback):
     for g, w in zip(grads, want_grads):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-6)
         assert float(jnp.abs(w).max()) > 1e-3  # something to compare
+
+
+def test_label_smoothing_spreads_the_target_over_the_codes_words_only(words):
+    vocab = Vocab.build(words[:20_000]).grouped()
+    codes, targets, c, t = _batch(vocab, words[20_000:40_000], 4, 16, seed=2)
+    layout = candidates.fit_layout(vocab.code_of, codes, targets, positions=len(c))
+    rng = np.random.default_rng(3)
+    h, rows_e = rng.normal(size=(len(c), 8)), rng.normal(size=(len(vocab), 8))
+    want = 0.0
+    for x, w in zip(h, np.asarray(t)):
+        if w <= 0:
+            continue
+        cand = vocab.by_code[vocab.code_of[w]]  # q = 0.8 on the word, 0.2 spread over its code's words
+        logp = rows_e[cand] @ x - np.logaddexp.reduce(rows_e[cand] @ x)
+        want -= 0.8 * logp[list(cand).index(w)] + 0.2 * logp.mean()
+    got, _ = candidates.candidate_nll(jnp.asarray(h, jnp.float32), jnp.asarray(rows_e, jnp.float32), t, layout, 0.2)
+    assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_aux_dropout_hides_previous_words_in_training_only():
+    cfg = make_config("ime-small", ["vocab_size=10", "aux_vocab_size=7", "out_vocab_size=6", "n_layer=1",
+                                    "n_embd=16", "block_size=8", "dropout=0.0", "aux_dropout=1.0"])
+    model = GPT(cfg.model, nnx.Rngs(0))
+    inputs, aux, key = jnp.arange(8)[None] % 10, jnp.arange(1, 9)[None] % 7, jax.random.key(0)
+    hidden = np.asarray(model.hidden(inputs, aux, dropout_key=key))
+    np.testing.assert_allclose(hidden, np.asarray(model.hidden(inputs, jnp.zeros_like(aux), dropout_key=key)))
+    assert not np.allclose(hidden, np.asarray(model.hidden(inputs, aux)))  # evaluation reads them
 
 
 def test_training_follows_the_masked_softmax_curve(words, tmp_path):

@@ -132,10 +132,11 @@ def _masked_lse(h, rows_e, codes, layout: Layout):
     return jnp.sum(jnp.where(codes < NONE, jax.nn.logsumexp(logits, axis=-1), 0.0))
 
 
-def candidate_nll(h, rows_e, targets, layout: Layout):
+def candidate_nll(h, rows_e, targets, layout: Layout, smoothing: float = 0.0):
     """(summed negative log-likelihood, scored positions) of `targets` among the words of their code (the
     typed one). h: (N, d) hidden states; rows_e: (words, d) output rows; targets <= 0 (padding, <unk>) are
-    not scored."""
+    not scored. With `smoothing` e, the target is (1-e) on the true word and e spread evenly over the
+    code's words: their mean logit is h . (the mean of their rows), one row per code."""
     valid = targets > 0
     codes = jnp.asarray(layout.word_codes)[jnp.where(valid, targets, 0)]  # <unk>'s code is NONE
     plan, fits = _tiles(codes, layout)
@@ -143,22 +144,37 @@ def candidate_nll(h, rows_e, targets, layout: Layout):
     # (N, words) residuals for it even when the tiles are used
     lse = jax.lax.cond(fits, lambda: _tiled_lse(h, rows_e, plan, layout),
                        jax.checkpoint(lambda: _masked_lse(h, rows_e, codes, layout)))
-    target = jnp.sum(h * rows_e[jnp.where(valid, targets, 0)], axis=-1).astype(jnp.float32)
+    target_rows = rows_e[jnp.where(valid, targets, 0)]
+    if smoothing:
+        word_codes = jnp.asarray(layout.word_codes)
+        means = jax.ops.segment_sum(rows_e, word_codes, NUM_CODES + 1) / np.maximum(layout.sizes, 1)[:, None]
+        target_rows = (1 - smoothing) * target_rows + smoothing * means[codes]
+    target = jnp.sum(h * target_rows, axis=-1).astype(jnp.float32)
     return lse - jnp.sum(jnp.where(valid, target, 0.0)), jnp.sum(valid)
 
 
-def masked_nll(h, rows_e, targets, layout: Layout):
-    """The reference: the masked full softmax's loss, as the engine's `cross_entropy` computes it."""
-    logits = _masked_logits(h, rows_e, jnp.asarray(layout.word_codes)[jnp.maximum(targets, 0)], layout)
-    return cross_entropy(logits, jnp.where(targets > 0, targets, -1))
+def masked_nll(h, rows_e, targets, layout: Layout, smoothing: float = 0.0):
+    """The reference: the masked full softmax's loss, as the engine's `cross_entropy` computes it (with
+    `smoothing`, spread over the code's words, not the masked ones)."""
+    codes = jnp.asarray(layout.word_codes)[jnp.maximum(targets, 0)]
+    logits = _masked_logits(h, rows_e, codes, layout)
+    total, count = cross_entropy(logits, jnp.where(targets > 0, targets, -1))
+    if not smoothing:
+        return total, count
+    mine = jnp.asarray(layout.word_codes) == codes[:, None]
+    mean = jnp.sum(jnp.where(mine, logits, 0.0), -1) / jnp.maximum(jnp.sum(mine, -1), 1)
+    target = jnp.take_along_axis(logits, jnp.maximum(targets, 0)[:, None], -1)[:, 0]
+    return total + smoothing * jnp.sum(jnp.where(targets > 0, target - mean, 0.0)), count
 
 
-def objective(layout: Layout):
+def objective(layout: Layout, smoothing: float = 0.0):
     """The training engine's objective (`train.make_steps`) for the candidate-only output layer. The typed
-    code is the target word's: the inputs need not hold it (a lookahead model's inputs are later codes)."""
+    code is the target word's: the inputs need not hold it (a lookahead model's inputs are later codes).
+    Label `smoothing` applies in training only (`key` given); evaluation scores the plain likelihood."""
 
     def candidate_objective(model, batch, key=None):
         h = model.hidden(batch["inputs"], batch.get("aux"), dropout_key=key)
-        return candidate_nll(h.reshape(-1, h.shape[-1]), model.output_embedding(), batch["targets"].reshape(-1), layout)
+        return candidate_nll(h.reshape(-1, h.shape[-1]), model.output_embedding(), batch["targets"].reshape(-1),
+                             layout, smoothing if key is not None else 0.0)
 
     return candidate_objective

@@ -29,7 +29,7 @@ from jax_llm.ime.words import Vocab, WordCorpus, dev_split
 from jax_llm.model import init_cache
 from jax_llm.sample import extend, prefill
 from jax_llm.rundir import RunDir, resolve_config
-from jax_llm.train import FitResult, fit, lm_objective, load_model
+from jax_llm.train import FitResult, fit, load_model
 
 MASKED = -1e9  # logit of a word whose code is not the typed one
 FORMAT = 2  # model.json's "format": 2 = word ids grouped by code
@@ -264,11 +264,11 @@ def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", o
     save_meta(run, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted, lookahead=lookahead,
               warm_start=str(warm_start) if warm_start else None)
     fit_streams = streams(vocab, fit_words, confirmed, lookahead)
-    objective = lm_objective
+    objective = None  # the engine's default: every word scored
     if restricted:
         positions = cfg.train.batch_size * jax.device_count() * cfg.model.block_size
         objective = candidates.objective(candidates.fit_layout(vocab.code_of, fit_streams.inputs, fit_streams.targets,
-                                                               positions))
+                                                               positions), cfg.train.label_smoothing)
     return fit(run.path, cfg, fit_streams, streams(vocab, dev_words, confirmed, lookahead), resume, quiet=quiet,
                objective=objective, warm_start=init)
 

@@ -4,9 +4,10 @@ savings, on the test split (vocabulary from train, online).
 
     python benchmarks/ime_study.py --dataset shakespeare --transformer runs/ime-sh [--codes-only runs/ime-sh-c]
 
-The Transformer runs are made by `jax-llm ime train` (trained on train minus its dev slice). The own
-cache's weight and window, and the mixture's weight, are chosen on the dev slice (the last 10% of train)
-with models that never saw it: the Transformer as trained, and a kn trained on the rest of train.
+The Transformer runs are made by `jax-llm ime train` (trained on train minus its dev slice, or with
+`--whole-train` on all of it). The own cache's weight and window, and the mixture's weight, are chosen on
+the dev slice (the last 10% of train) with models that never saw it: the Transformer as trained (or the
+`--tune-with` run of the same settings, for a whole-train one), and a kn trained on the rest of train.
 """
 
 import argparse
@@ -22,6 +23,7 @@ import jax
 from jax_llm.ime import ngram, neural
 from jax_llm.ime.codes import word_code
 from jax_llm.ime.ensemble import Ensemble
+from jax_llm.ime.modelfiles import read_meta
 from jax_llm.ime.evaluate import hit_rates, rank, score, table
 from jax_llm.ime.session_cache import WithCache, tune
 from jax_llm.ime.words import Vocab, WordCorpus, dev_split, load_corpus
@@ -44,6 +46,9 @@ def main() -> int:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--transformer", type=Path, required=True, help="a run of `jax-llm ime train` (confirmed words)")
     ap.add_argument("--codes-only", type=Path, help="a run of `jax-llm ime train --codes-only`")
+    ap.add_argument("--tune-with", type=Path, metavar="RUN",
+                    help="choose the cache and mixture weights with this run (same settings, dev slice held out): "
+                         "needed when --transformer was trained with --whole-train")
     ap.add_argument("--rows", nargs="+", default=["ngram", "transformer", "cache", "mixture"],
                     help="which rows: ngram, transformer, cache, mixture (default: all)")
     ap.add_argument("--data-dir", default=os.environ.get("JAX_LLM_DATA_DIR"))
@@ -74,16 +79,21 @@ def main() -> int:
         add(score(neural.TransformerPredictor(args.codes_only), corpus, "transformer, codes only",
                   args.codes_only.name, False))
     transformer = neural.TransformerPredictor(args.transformer)
+    chooser = neural.TransformerPredictor(args.tune_with) if args.tune_with else transformer
+    if read_meta(args.tune_with or args.transformer).get("whole_train"):
+        ap.error(f"{args.tune_with or args.transformer} saw the dev slice in training: give --tune-with a run "
+                 "that held it out")
     if "transformer" in args.rows:
         add(score(transformer, corpus, "transformer, confirmed words", args.transformer.name, False))
     if "cache" in args.rows or "mixture" in args.rows:
-        a, b, decay, dev_top1 = tune(transformer, corpus.train)
-        notes["own_cache"] = {"code": a, "follow": b, "decay": decay, "dev_top1": dev_top1}
+        a, b, decay, dev_top1 = tune(chooser, corpus.train)
+        notes["own_cache"] = {"code": a, "follow": b, "decay": decay, "dev_top1": dev_top1,
+                              "chosen_with": str(args.tune_with or args.transformer)}
         cached = WithCache(transformer, a, b, decay)
     if "cache" in args.rows:
         add(score(cached, corpus, "transformer + own cache", f"{a}/{b}/{decay}", False))
     if "mixture" in args.rows:
-        weight, dev_top1 = tune_mixture(cached, corpus)
+        weight, dev_top1 = tune_mixture(WithCache(chooser, a, b, decay), corpus)
         notes["mixture"] = {"weight": weight, "dev_top1": dev_top1}
         add(score(Ensemble(cached, kn, weight, mixture=True), corpus, "mixture (transformer + own cache) + kn",
                   f"{weight} T", False))

@@ -67,6 +67,14 @@ def test_a_lookahead_model_revises_with_the_next_code(tmp_path, corpus_file):
                  "--quiet", *TINY]) == 2
 
 
+def test_whole_train_is_recorded_and_says_its_dev_loss_is_not_held_out(tmp_path, corpus_file, capsys):
+    out = tmp_path / "whole"
+    assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(out), "--block-size", "8",
+                 "--max-steps", "8", "--quiet", "--whole-train", *TINY]) == 0
+    assert "dev loss (trained on)" in capsys.readouterr().out
+    assert json.loads((out / "model.json").read_text())["whole_train"] is True
+
+
 def test_training_lowers_the_loss_and_writes_a_model_dir(model_dir):
     meta = json.loads((model_dir / "model.json").read_text())
     assert meta["kind"] == "transformer" and meta["confirmed"] and meta["restricted"]

@@ -246,14 +246,18 @@ class TransformerPredictor:
 
 def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", overrides: Sequence[str] = (),
           confirmed: bool = True, restricted: bool = True, resume: bool = False, quiet: bool = False,
-          warm_start: Path | None = None, lookahead: int = 0) -> FitResult:
-    """Train on the first 90% of the train split, validating on the rest (the dev slice); test is unseen."""
+          warm_start: Path | None = None, lookahead: int = 0, whole_train: bool = False) -> FitResult:
+    """Train on the first 90% of the train split, validating on the rest (the dev slice); test is unseen.
+    `whole_train`: train on the dev slice too, once settings were chosen on it (its loss is then not held
+    out)."""
     if lookahead < 0:
         raise UserError(f"--lookahead must be >= 0 (got {lookahead})")
     run = RunDir(run_dir)
     vocab = ime_vocab(corpus)
     cfg = resolve_config(run, resume, preset, list(overrides), derived=ime_sizes(vocab, confirmed, lookahead))
     fit_words, dev_words = dev_split(corpus.train)
+    if whole_train:
+        fit_words = list(corpus.train)
     if len(dev_words) <= cfg.model.block_size:
         raise UserError(f"corpus too small: the dev slice has {len(dev_words)} words, need more than "
                         f"block_size ({cfg.model.block_size})")
@@ -262,7 +266,7 @@ def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", o
     run.path.mkdir(parents=True, exist_ok=True)
     cfg.save(run.config)
     save_meta(run, vocab, dataset=corpus.name, confirmed=confirmed, restricted=restricted, lookahead=lookahead,
-              warm_start=str(warm_start) if warm_start else None)
+              whole_train=whole_train, warm_start=str(warm_start) if warm_start else None)
     fit_streams = streams(vocab, fit_words, confirmed, lookahead)
     objective = None  # the engine's default: every word scored
     if restricted:

@@ -15,8 +15,9 @@ def train_command(args) -> int:
     sets += [f"max_steps={args.max_steps}"] if args.max_steps is not None else []
     result = train(corpus, Path(args.out), args.preset, sets + args.set, confirmed=not args.codes_only,
                    restricted=not args.unrestricted, resume=args.resume, quiet=args.quiet, warm_start=args.warm_start,
-                   lookahead=args.lookahead)
-    print(f"trained {result.step} steps; dev loss {result.val_loss if result.val_loss is not None else float('nan'):.4f}; "
+                   lookahead=args.lookahead, whole_train=args.whole_train)
+    dev = "dev loss (trained on)" if args.whole_train else "dev loss"
+    print(f"trained {result.step} steps; {dev} {result.val_loss if result.val_loss is not None else float('nan'):.4f}; "
           f"model in {args.out} (evaluate: jax-llm ime eval --dataset {args.dataset} --model {args.out})")
     return 0
 
@@ -45,6 +46,8 @@ def add_parser(ime_sub) -> None:
                    help="score all words, not only those whose code is the typed one")
     p.add_argument("--lookahead", type=int, default=0, metavar="K",
                    help="delayed decision: word i is predicted once codes i+1..i+K are typed too (default 0: online)")
+    p.add_argument("--whole-train", action="store_true",
+                   help="train on the dev slice too (after choosing settings on it; its loss is then not held out)")
     p.add_argument("--warm-start", type=Path, metavar="LM_DIR",
                    help="initialise from a word-level language model (see `jax-llm ime export-words`)")
     p.add_argument("--resume", action="store_true")

@@ -24,7 +24,7 @@ from jax_llm.train import cross_entropy
 ROWS = 32  # positions per tile (16 and 64 were slower, timing the loss alone on `shakespeare`)
 WIDTHS = (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024)  # the size classes (widths of candidate runs)
 NONE = NUM_CODES  # the code of an unscored position (padding, <unk> target): in no class, no words
-MASKED = -1e9  # logit of a padding column
+MASKED = -1e9  # logit of a word that is not a candidate (another code's, or a padding column)
 
 
 @dataclass(frozen=True, eq=False)

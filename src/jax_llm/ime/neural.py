@@ -31,7 +31,6 @@ from jax_llm.sample import extend, prefill
 from jax_llm.rundir import RunDir, resolve_config
 from jax_llm.train import FitResult, fit, load_model
 
-MASKED = -1e9  # logit of a word whose code is not the typed one
 FORMAT = 2  # model.json's "format": 2 = word ids grouped by code
 NOT_TYPED = NUM_CODES  # a lookahead model's input where the code is not typed yet
 
@@ -61,8 +60,8 @@ def streams(vocab: Vocab, words: Sequence[str], confirmed: bool, lookahead: int 
 
 def mask_other_codes(logits, codes, word_codes):
     """`logits` (..., words) with every word whose code (`word_codes`) is not the typed code at its position
-    (`codes`, shaped like logits without the last axis) set to MASKED."""
-    return jnp.where(word_codes == codes[..., None], logits, MASKED)
+    (`codes`, shaped like logits without the last axis) set to `candidates.MASKED`."""
+    return jnp.where(word_codes == codes[..., None], logits, candidates.MASKED)
 
 
 def window_start(position: int, block: int) -> int:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,78 @@ def ime_transformer_model(ime_ui_model) -> Path:
 @pytest.fixture(scope="session")
 def ime_transformer_server(ime_transformer_model, tmp_path_factory):
     yield from serving(ime_transformer_model, tmp_path_factory.mktemp("ime_transformer_server"))
+
+
+@pytest.fixture(scope="session")
+def ime_lookahead_model(ime_ui_model) -> Path:
+    """As `ime_transformer_model`, trained with `--lookahead 1`: it ranks a word again once the next code
+    is typed, so the input method may revise the word before."""
+    out = ime_ui_model.parent / "lookahead"
+    subprocess.run([*JAX_LLM, "ime", "train", "--dataset", str(ime_ui_model.parent / "corpus.txt"), "--out", str(out),
+                    "--max-steps", "20", "--block-size", "16", "--set", "n_layer=1", "--set", "n_embd=32",
+                    "--set", "batch_size=8", "--lookahead", "1", "--quiet"],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ime_lookahead_predictor(ime_lookahead_model):
+    from jax_llm.ime.predictor import load_predictor
+
+    return load_predictor(ime_lookahead_model)
+
+
+@pytest.fixture(scope="session")
+def ime_lookahead_server(ime_lookahead_model, tmp_path_factory):
+    yield from serving(ime_lookahead_model, tmp_path_factory.mktemp("ime_lookahead_server"))
+
+
+@dataclass
+class Revisions:
+    """Codes typed one after another, and what a lookahead-1 input method shows for them."""
+
+    codes: list[str]
+    shown: list[str]  # each word as first shown, online
+    words: list[str]  # each word at the end: revised when the next code came
+    revisions: list[tuple[int, str, str]]  # (i, old, new): word i-1 replaced when code i was complete
+
+    @property
+    def keys(self) -> str:
+        return "".join(self.codes)
+
+
+def delayed(predictor, codes: list[str]) -> Revisions:
+    """The delayed decision computed from the predictor directly: word i is shown from the codes up to i,
+    then ranked again with code i+1 as `ahead`, and replaced if its top candidate changed."""
+    from jax_llm.ime.predictor import context_word, shown_word
+
+    def top(i, words, ahead=()):
+        context = [context_word(w, c) for w, c in zip(words[:i], codes)]
+        return shown_word(codes[i], predictor.candidates(codes[i], context, 10, ahead=ahead))
+
+    shown, words, revisions = [], [], []
+    for i, code in enumerate(codes):
+        if i and (new := top(i - 1, words, [code])) != words[-1]:
+            revisions.append((i, words[-1], new))
+            words[-1] = new
+        shown.append(top(i, words))
+        words.append(shown[-1])
+    return Revisions(codes, shown, words, revisions)
+
+
+@pytest.fixture(scope="session")
+def revision_case(ime_lookahead_predictor, data_dir) -> Revisions:
+    """The first 8 words of Shakespeare past the model's 100 KB (from word 0, 8, 16, ...) whose codes make
+    the lookahead model revise a word, and leave another as it was: both are then asserted."""
+    from jax_llm.ime.codes import normalize, word_code
+
+    text = (data_dir / "tinyshakespeare.txt").read_text(encoding="utf-8")[100_000:102_000]
+    codes = [word_code(w) for w in normalize(text)]
+    for start in range(0, len(codes) - 8, 8):
+        case = delayed(ime_lookahead_predictor, codes[start:start + 8])
+        if 1 <= len(case.revisions) < 7:
+            return case
+    raise AssertionError("no code sequence in the text makes the lookahead model revise a word")
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The typing language (composer.py) key by key, with a fake model: capitals, punctuation and its spacing,
-digits, paging, spelling in full, undo, and what is learnt and taken back."""
+digits, paging, spelling in full, undo, what is learnt and taken back, and a lookahead model's revisions."""
 
 import re
 
@@ -115,6 +115,48 @@ def test_spelled_and_picked_words_are_learnt_and_undo_takes_them_back():
     assert c.spelling is None and "nothing to undo" in c.key("\x7f")
     typed("/42 /co-op /Ishmael's", learner)
     assert learner.counts == {}  # only a word of letters a-z is learnt
+
+
+class Ahead(Table):
+    """A fake lookahead-2 model: `th` ranks first "the" online, "this" with one code after it, "that" with two
+    (and "thou" with three, which a lookahead-2 input method never sends)."""
+
+    lookahead = 2
+    ORDER = ("the", "this", "that", "thou")
+
+    def candidates(self, code, context, k=10, ahead=()):
+        if code != "th":
+            return super().candidates(code, context, k)
+        self.contexts.append(list(context))
+        top = self.ORDER[len(ahead)]
+        return [(top, -0.1)] + [(w, -1.0 - i) for i, w in enumerate(self.ORDER) if w != top][:k - 1]
+
+
+@pytest.mark.parametrize("keys, text", [
+    ("th th th th", "that that this the"),  # each word revised while the next two codes arrive, no further
+    ("Th th, th th", "This the, this the"),  # the case is kept; a mark ends the run: "the," stays
+    ("th th1 th th", "this the this the"),  # a word picked with a digit (even the top one) ends the run, unrevised
+    ("/the th th", "the this the"),  # a spelled word is never revised
+    ("thth\n\nth", "this the\nthe"),  # nor a word on a line before (Enter accepts, then starts a line)
+    ("th th\x7f\x7f", "this"),  # Backspace over the new code leaves the revision standing
+    ("th th\x7f\x7f\x7f", "the"),  # the word itself comes back as its code, ranked online again
+])
+def test_a_lookahead_model_revises_the_words_accepted_by_typing_on(keys, text):
+    assert compose(keys, Ahead()).text() == text
+
+
+def test_a_revision_is_reported_until_the_next_key_and_ranks_the_new_code_after_it():
+    m = Ahead()
+    c = Composer(m)
+    for ch in "Th t":
+        assert c.key(ch) is None and c.revised == []
+    assert c.key("h") is None and c.revised == [("The", "This")] and c.text() == "This"
+    assert m.contexts[-1] == ["this"]  # the new code is ranked after the revised word
+    assert c.key(" ") is None and c.revised == []
+    for ch in "th":
+        c.key(ch)
+    assert c.revised == [("This", "That"), ("the", "this")]  # oldest first
+    assert m.contexts[-3:] == [[], ["that"], ["that", "this"]]  # each ranked after the words before it, revised
 
 
 def test_check_keys_refuses_before_any_model():

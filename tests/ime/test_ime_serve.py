@@ -120,6 +120,7 @@ def test_page_and_info_are_served(ime_server):
     assert status == 200 and "#candidates" in css
     status, info, _ = request(ime_server, "GET", "/api/info")
     assert status == 200 and info["limits"]["body_bytes"] == 65536 and info["learning"] is False
+    assert info["lookahead"] == 0
 
 
 BIG = b'{"code": "fi", "context": [' + b'"the",' * 11000 + b'"the"]}'  # about 66 KB
@@ -152,6 +153,11 @@ BAD = [
     ("k zero", "POST", "/api/predict", b'{"code": "fi", "k": 0}', {}, 422),
     ("k huge", "POST", "/api/predict", b'{"code": "fi", "k": 100000000000000000000}', {}, 422),
     ("k NaN", "POST", "/api/predict", b'{"code": "fi", "k": NaN}', {}, 422),
+    ("ahead a string", "POST", "/api/predict", b'{"code": "fi", "ahead": "tw"}', {}, 422),
+    ("ahead holds a number", "POST", "/api/predict", b'{"code": "fi", "ahead": ["tw", 3]}', {}, 422),
+    ("ahead code uppercase", "POST", "/api/predict", b'{"code": "fi", "ahead": ["TW"]}', {}, 422),
+    ("ahead code too long", "POST", "/api/predict", b'{"code": "fi", "ahead": ["two"]}', {}, 422),
+    ("ahead too many codes", "POST", "/api/predict", b'{"code": "fi", "ahead": [' + b'"tw",' * 16 + b'"tw"]}', {}, 422),
     ("codes missing", "POST", "/api/convert", b"{}", {}, 422),
     ("codes a list", "POST", "/api/convert", b'{"codes": ["fi"]}', {}, 422),
     ("codes with a key the language lacks", "POST", "/api/convert", b'{"codes": "fi@tw"}', {}, 422),
@@ -177,6 +183,27 @@ def test_bad_request_gets_4xx_and_a_json_error(ime_server, what, method, path, b
     # and the server still answers
     ok, data, _ = post(ime_server, "/api/predict", {"code": "fi"})
     assert ok == 200 and data["candidates"]
+
+
+def test_a_lookahead_model_ranks_with_the_codes_ahead(ime_lookahead_server, ime_lookahead_predictor, ime_server,
+                                                      ime_predictor, revision_case):
+    status, info, _ = request(ime_lookahead_server, "GET", "/api/info")
+    assert status == 200 and info["lookahead"] == 1
+    i, old, new = revision_case.revisions[0]  # code i changes the ranking of word i-1
+    body = {"code": revision_case.codes[i - 1], "context": revision_case.words[:i - 1], "k": 5}
+    ranked = {}
+    for ahead in ([], [revision_case.codes[i].strip()]):  # a one-letter code may be the letter alone here too
+        status, data, _ = post(ime_lookahead_server, "/api/predict", body | {"ahead": ahead})
+        assert status == 200, data
+        ranked[len(ahead)] = [c["word"] for c in data["candidates"]]
+        want = ime_lookahead_predictor.candidates(body["code"], body["context"], 5, ahead=[revision_case.codes[i]][:len(ahead)])
+        assert ranked[len(ahead)] == [w for w, _ in want]
+    assert ranked[0][0] == old and ranked[1][0] == new
+    status, data, _ = post(ime_lookahead_server, "/api/convert", {"codes": revision_case.keys})
+    assert status == 200 and data["text"] == " ".join(revision_case.words)
+    # a model without lookahead ignores `ahead`
+    status, data, _ = post(ime_server, "/api/predict", {"code": "tw", "context": ["first"], "ahead": ["ch", "in"]})
+    assert status == 200 and [c["word"] for c in data["candidates"]] == expected_predict(ime_predictor, "tw", ["first"], 9)
 
 
 def answer(path: str, data) -> object:

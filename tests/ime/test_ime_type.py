@@ -155,3 +155,27 @@ def test_terminal_session_in_a_pty(ime_ui_model, ime_predictor, user_dict):
     # the last thing drawn: the sentence line, cleared below, without the candidate line
     assert child.before.endswith(f"\r\x1b[J> first {tw[1]} {ch} {th[10]}, Ishmael.\r\n")
     assert UserDict(user_dict).words == {tw[1]: 1, th[10]: 1, "ishmael": 1}
+
+
+def test_a_lookahead_model_revises_the_word_before_in_the_pipe_and_on_screen(ime_lookahead_model, revision_case,
+                                                                             user_dict):
+    case = revision_case
+    r = type_pipe(ime_lookahead_model, case.keys + "\n", "--user-dict", user_dict)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == " ".join(case.words) + "\n" != " ".join(case.shown) + "\n"
+    i, old, new = case.revisions[0]  # the first: typing code i replaces word i-1
+    child = pexpect.spawn(JAX_LLM[0], [*JAX_LLM[1:], "ime", "type", "--model", str(ime_lookahead_model), "--user-dict",
+                                       str(user_dict)], encoding="utf-8", dimensions=(24, 200), timeout=60)
+    try:
+        child.expect_exact("Ctrl-D done")
+        child.send("".join(case.codes[:i + 1]))
+        child.expect_exact(f"revised {old} -> {new} | ")  # in front of the candidates, until the next key
+        child.expect_exact(f"{case.codes[i].strip()}: 1 {case.shown[i]}")
+        child.send(" ")  # the next key: gone
+        child.expect_exact("\r\n\x1b[2mspace/Enter accept")
+        child.send("\x04")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert child.before.endswith(f"\r\x1b[J> {' '.join([*case.words[:i], case.shown[i]])}\r\n")

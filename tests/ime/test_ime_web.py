@@ -113,23 +113,57 @@ def test_capitals_punctuation_paging_and_spelling(page, ime_predictor):
     assert text(page) == f'First two, "{ime_predictor.candidates("ch", ["first", "two"], 1)[0][0]}" Zarathustra. {th[19]}'
 
 
+def converted_and_typed(page, server, keys: str) -> tuple[str, str]:
+    """The text /api/convert gives for `keys`, and the text the page gives when they are typed."""
+    request = urllib.request.Request(server.url + "/api/convert", json.dumps({"codes": keys}).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        want = json.loads(r.read())["text"]
+    page.locator("#clear").click()
+    for ch in keys:
+        page.keyboard.press({"\n": "Enter", "\x7f": "Backspace"}.get(ch, ch))
+    settled(page)
+    if page.locator("#current").text_content():
+        page.keyboard.press("Enter")  # the end of input: the word shown is accepted
+        settled(page)
+    expect(page.locator("#status")).to_have_text("")
+    return want, text(page)
+
+
 def test_the_page_speaks_the_same_language_as_the_server(page, ime_server):
     """static/ime.js mirrors composer.py: the same keys give the same text in the page as in /api/convert."""
     for keys in ['Fitw, "chinme" (FI) - i  1851!', "/don't /Moby-Dick, I. th2th>1th>>>>3", "ca\n\nMe xq; a  2 be3",
                  "'th' /Zarathustra's (/x) fi\x7f\x7f\x7fTH>>2!", "/abc\x7f\x7fd ef"]:
-        request = urllib.request.Request(ime_server.url + "/api/convert", json.dumps({"codes": keys}).encode(),
-                                         {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as r:
-            want = json.loads(r.read())["text"]
-        page.locator("#clear").click()
-        for ch in keys:
-            page.keyboard.press({"\n": "Enter", "\x7f": "Backspace"}.get(ch, ch))
-        settled(page)
-        if page.locator("#current").text_content():
-            page.keyboard.press("Enter")  # the end of input: the word shown is accepted
-            settled(page)
-        expect(page.locator("#status")).to_have_text("")
-        assert text(page) == want, keys
+        want, got = converted_and_typed(page, ime_server, keys)
+        assert got == want, keys
+
+
+def test_a_lookahead_model_revises_in_the_page_as_in_the_server(browser, ime_lookahead_server, revision_case):
+    """The page revises the word before each new code as composer.py does, and marks the word it replaced."""
+    codes = revision_case.codes
+    i, old, new = revision_case.revisions[0]  # the first: typing code i replaces word i-1
+    with open_page(browser, ime_lookahead_server.url) as pg:
+        pg.keyboard.type("".join(codes[:i + 1]))
+        settled(pg)
+        revised = pg.locator("#accepted .revised")
+        expect(revised).to_have_text(new)
+        expect(revised).to_have_attribute("title", f"revised: was {old}")
+        assert text(pg) == " ".join(revision_case.words[:i]) + " "
+        expect(pg.locator("#current")).to_have_text(revision_case.shown[i])
+        pg.keyboard.press(" ")  # the next key: no longer marked
+        settled(pg)
+        expect(revised).to_have_count(0)
+        assert text(pg) == " ".join([*revision_case.words[:i], revision_case.shown[i]])
+
+        want, got = converted_and_typed(pg, ime_lookahead_server, revision_case.keys)
+        assert got == want == " ".join(revision_case.words)
+        before, after = "".join(codes[:i]), "".join(codes[i:])
+        want, got = converted_and_typed(pg, ime_lookahead_server, before + "1" + after)
+        assert got == want and got.split()[i - 1] == old  # a word picked with a digit stands
+        for keys in [codes[0].capitalize() + before[2:] + codes[i] + "\x7f\x7f\x7f" + "".join(codes[i - 1:]) + ".",
+                     before + ", " + after]:
+            want, got = converted_and_typed(pg, ime_lookahead_server, keys)
+            assert got == want, keys
 
 
 def test_the_convert_form_converts_a_whole_string(page):

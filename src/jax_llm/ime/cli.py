@@ -14,8 +14,9 @@ letters a word, a letter followed by a space or by the end is a one-letter word 
 capital first letter capitalises the word; a digit after a code picks that candidate, `>` the next nine,
 `/word` spells a word in full; punctuation . , ; : ! ? ' " ( ) - and other digits pass through. A key
 that does nothing (an unknown character, a digit with no such candidate) is refused: one line on stderr,
-exit status 2. A code no known word has is shown as [xy?] and the conversion goes on. Nothing is learnt,
-and the user dictionary is not read: the model alone converts."""
+exit status 2. A code no known word has is shown as [xy?] and the conversion goes on. A model trained
+with `--lookahead K` ranks each word accepted by typing on again as the next K codes come, and may
+replace it. Nothing is learnt, and the user dictionary is not read: the model alone converts."""
 
 
 def add_parser(subparsers) -> None:

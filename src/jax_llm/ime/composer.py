@@ -16,6 +16,15 @@
 - Backspace: removes a typed letter, or takes back the last confirmed word (its code and candidates
   come back; a spelled word comes back to be spelled) and what it taught the user dictionary.
 
+Revisions (only with a model trained with `--lookahead K`, which ranks a word better once it has seen
+the codes typed after it): each time a code is complete, the words accepted as the top candidate by
+typing on (space, Enter, a mark, the next letter) among the last K confirmed tokens are ranked again with
+the codes typed after them, oldest first, and a word whose top candidate changed is replaced (its case
+kept); then the new code is ranked after the revised words. Only the unbroken run of such words just
+before the new code is revised: a word picked with a digit, a spelled word, a mark, a digit or a new line
+ends it, and is itself never revised. `revised` lists what the last key changed. Backspace does not bring
+a replaced word back: the revision stands, and the next complete code ranks it again.
+
 The model sees the lowercased words only: each word, or a spelled word's letters (`codes.normalize`);
 punctuation and digits are not words to it. A word the writer spelled, or picked when it was not the top
 candidate, is learnt (`learner.learn`) when a learner is given (`ime type` and `ime serve`).
@@ -27,7 +36,7 @@ from typing import Protocol
 
 from jax_llm.ime.codes import LETTERS, normalize
 from jax_llm.ime.keys import DIGITS, NEXT_PAGE, PAGE_SIZE, PUNCTUATION, SPELL, SPELL_INSIDE
-from jax_llm.ime.predictor import Predictor, context_word, shown_word
+from jax_llm.ime.predictor import Predictor, context_word, lookahead, ranked, shown_word
 from jax_llm.ime.userdict import valid_word
 
 CONTEXT_WORDS = 500  # most recent words sent to the model
@@ -59,6 +68,11 @@ class Token:
     word: str = ""  # a word's model word (its candidate, or the placeholder of a code with no known word)
     candidates: list = field(default_factory=list)  # a word's candidates when it was confirmed
     learnt: str = ""  # the word this token taught the user dictionary, taken back on undo
+    picked: bool = False  # chosen with a digit: the writer's choice, never revised
+
+    def revisable(self) -> bool:
+        """A word accepted as the top candidate by typing on: a lookahead model may still replace it."""
+        return self.kind == "word" and not self.picked
 
     def model_words(self) -> list[str]:
         if self.kind == "word":
@@ -108,6 +122,7 @@ class Composer:
         self.spelling: str | None = None  # the word being spelled after `/`
         self.page = 0
         self.candidates: list[tuple[str, float]] = []
+        self.revised: list[tuple[str, str]] = []  # (word shown before, word now) replaced by the last key
 
     # --- what is shown --------------------------------------------------------------------------------
     @property
@@ -127,8 +142,9 @@ class Composer:
         """Whether `>` shows other candidates."""
         return len(self.candidates) > PAGE_SIZE
 
-    def context(self) -> list[str]:
-        words = [w for t in self.tokens[-CONTEXT_WORDS:] for w in t.model_words()]
+    def context(self, end: int | None = None) -> list[str]:
+        """The model's words of the tokens before `end` (all of them by default), the last CONTEXT_WORDS."""
+        words = [w for t in self.tokens[:end][-CONTEXT_WORDS:] for w in t.model_words()]
         return words[-CONTEXT_WORDS:]
 
     def text(self) -> str:
@@ -155,6 +171,7 @@ class Composer:
     # --- keys -----------------------------------------------------------------------------------------
     def key(self, ch: str) -> str | None:
         """Apply one key. Returns None, or a message saying why the key did nothing."""
+        self.revised = []
         if self.spelling is not None:
             return self._spell_key(ch)
         if ch.lower() in LETTERS:
@@ -218,7 +235,23 @@ class Composer:
         self.typed += ch
         self.page = 0
         if self.complete:
+            self._revise()
             self.candidates = self.predictor.candidates(self.typed, self.context(), self.k)
+
+    def _revise(self) -> None:
+        """The delayed decision of a lookahead model: see the module docstring."""
+        end = len(self.tokens)
+        start = end
+        while end - start < lookahead(self.predictor) and start > 0 and self.tokens[start - 1].revisable():
+            start -= 1
+        for i in range(start, end):
+            t = self.tokens[i]
+            ahead = [u.code for u in self.tokens[i + 1:]] + [self.typed]
+            t.candidates = ranked(self.predictor, t.code, self.context(i), self.k, ahead)
+            word = shown_word(t.code, t.candidates)
+            if word != t.word:
+                self.revised.append((t.text, cased(word, t.case)))
+                t.word, t.text = word, cased(word, t.case)
 
     def finish(self) -> None:
         """End of the word being typed: a spelled word is confirmed; a lone letter is a one-letter word's
@@ -233,10 +266,11 @@ class Composer:
         if self.complete:
             self.accept()
 
-    def accept(self, rank: int = 0) -> None:
-        """Confirm the candidate at 0-based `rank` (a word not ranked first is learnt)."""
+    def accept(self, rank: int = 0, picked: bool = False) -> None:
+        """Confirm the candidate at 0-based `rank` (a word not ranked first is learnt; a `picked` one is never
+        revised)."""
         word = shown_word(self.typed, self.candidates[rank:])
-        token = Token(cased(word, self.case), "word", self.typed, self.case, word, self.candidates)
+        token = Token(cased(word, self.case), "word", self.typed, self.case, word, self.candidates, picked=picked)
         self.typed, self.case, self.candidates, self.page = "", "", [], 0
         self._add(token, word if rank else "")
 
@@ -249,7 +283,7 @@ class Composer:
         shown = self.shown()
         if not 1 <= n <= len(shown):
             return f"digit {n} picks nothing: {len(shown)} candidates shown for {self.typed.strip()!r}"
-        self.accept(self.page * PAGE_SIZE + n - 1)
+        self.accept(self.page * PAGE_SIZE + n - 1, picked=True)
         return None
 
     def next_page(self) -> str | None:

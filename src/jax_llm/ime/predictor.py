@@ -21,6 +21,20 @@ class Predictor(Protocol):
         ...
 
 
+def lookahead(predictor) -> int:
+    """How many codes after a word the model reads to rank it (`ime train --lookahead K`); 0 for a model
+    without that (every n-gram model), which never sees later codes."""
+    return getattr(predictor, "lookahead", 0)
+
+
+def ranked(predictor, code: str, context: Sequence[str], k: int, ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
+    """`predictor.candidates`, with the codes typed after `code` for a lookahead model (the revised
+    ranking); another model is asked as always, so it needs no `ahead` parameter."""
+    if ahead and lookahead(predictor):
+        return predictor.candidates(code, context, k, ahead=ahead)
+    return predictor.candidates(code, context, k)
+
+
 def placeholder(code: str) -> str:
     """What is shown for a code with no known word: visible, and never a real word."""
     return f"[{code.strip()}?]"

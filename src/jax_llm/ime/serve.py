@@ -1,12 +1,13 @@
 """`jax-llm ime serve`: the input method over HTTP, a JSON API and one web page (Starlette + uvicorn).
 
-    POST /api/predict  {"code": "fi", "context": ["the", "words", "accepted"], "k": 9}
+    POST /api/predict  {"code": "fi", "context": ["the", "words", "accepted"], "k": 9, "ahead": ["tw"]}
                        -> {"code": "fi", "candidates": [{"word": "first", "score": -3.2}, ...]}
+                       ("ahead": the codes typed after `code`, read by a lookahead model, ignored by others)
     POST /api/convert  {"codes": "Fitw, chinme.", "k": 1}   (the typing language of `composer.py`)
                        -> {"words": [...], "text": "First two, character input method.",
                            "steps": [{"kind", "code", "word", "known", "candidates"}, ...]}
     POST /api/learn    {"word": "ishmael", "undo": false} -> {"word": "ishmael", "learnt": true, "count": 1}
-    GET  /api/info     -> {"model": ..., "learning": true, "limits": {...}}
+    GET  /api/info     -> {"model": ..., "lookahead": 0, "learning": true, "limits": {...}}
     GET  /             the page (static/index.html, ime.js, ime.css: plain files, no build step)
 
 A code is two letters a-z, or one letter (a one-letter word's code; "i" and "i " are the same). Context
@@ -29,13 +30,14 @@ from importlib import resources
 from jax_llm.errors import UserError
 from jax_llm.ime import userdict
 from jax_llm.ime.codes import LETTERS
-from jax_llm.ime.predictor import Predictor
+from jax_llm.ime.predictor import Predictor, lookahead, ranked
 
 MAX_BODY = 64 * 1024
 MAX_CONTEXT_WORDS = 1000
 MAX_WORD_CHARS = 64
 MAX_CODES_CHARS = 4000
 MAX_K = 1000  # a code has at most 910 words in shakespeare; the page asks for one page more at a time
+MAX_AHEAD = 16  # codes after the one ranked (a lookahead model reads its K of them)
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/ime.js": ("ime.js", "text/javascript; charset=utf-8"),
           "/ime.css": ("ime.css", "text/css; charset=utf-8")}
@@ -62,25 +64,35 @@ def _int_field(data: dict, name: str, default: int, hi: int) -> int:
     return value
 
 
-def parse_code(value) -> str:
+def parse_code(value, name: str = "'code'") -> str:
     """The code field as the model wants it: "fi", or "i " for a one-letter word ("i" accepted too)."""
     if not isinstance(value, str):
-        raise ApiError(422, "'code' must be a string")
+        raise ApiError(422, f"{name} must be a string")
     code = value[:-1] if len(value) == 2 and value[1] == " " else value
     if len(code) > 2:
-        raise ApiError(422, f"'code' must be one or two letters, got {len(value)} characters")
+        raise ApiError(422, f"{name} must be one or two letters, got {len(value)} characters")
     if not _letters(code):
-        raise ApiError(422, f"'code' must be lowercase letters a-z, got {value!r}")
+        raise ApiError(422, f"{name} must be lowercase letters a-z, got {value!r}")
     return code if len(code) == 2 else code + " "
 
 
-def parse_context(value) -> list[str]:
+def _list_field(value, name: str, items: str, most: int) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ApiError(422, "'context' must be a list of words")
-    if len(value) > MAX_CONTEXT_WORDS:
-        raise ApiError(422, f"'context' holds {len(value)} words, at most {MAX_CONTEXT_WORDS}")
+        raise ApiError(422, f"'{name}' must be a list of {items}")
+    if len(value) > most:
+        raise ApiError(422, f"'{name}' holds {len(value)} {items}, at most {most}")
+    return value
+
+
+def parse_ahead(value) -> list[str]:
+    """The codes typed after the one ranked, each checked as `code` is."""
+    return [parse_code(c, f"'ahead'[{i}]") for i, c in enumerate(_list_field(value, "ahead", "codes", MAX_AHEAD))]
+
+
+def parse_context(value) -> list[str]:
+    value = _list_field(value, "context", "words", MAX_CONTEXT_WORDS)
     for i, w in enumerate(value):
         if not isinstance(w, str):
             raise ApiError(422, f"'context'[{i}] must be a string")
@@ -99,7 +111,8 @@ def predict(predictor: Predictor, data: dict) -> dict:
     code = parse_code(data.get("code"))
     context = parse_context(data.get("context"))
     k = _int_field(data, "k", 9, MAX_K)
-    return {"code": code, "candidates": _candidates(predictor.candidates(code, context, k))}
+    ahead = parse_ahead(data.get("ahead"))
+    return {"code": code, "candidates": _candidates(ranked(predictor, code, context, k, ahead))}
 
 
 def convert(predictor: Predictor, data: dict) -> dict:
@@ -192,9 +205,10 @@ def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserD
         return JSONResponse(await run_in_threadpool(learn, user, data), headers=HEADERS)
 
     async def api_info(request):
-        return JSONResponse({"model": model_name, "learning": bool(user and user.learning), "limits": {
+        return JSONResponse({"model": model_name, "lookahead": lookahead(predictor),
+                             "learning": bool(user and user.learning), "limits": {
             "body_bytes": MAX_BODY, "context_words": MAX_CONTEXT_WORDS, "word_chars": MAX_WORD_CHARS,
-            "codes_chars": MAX_CODES_CHARS, "k": MAX_K}}, headers=HEADERS)
+            "codes_chars": MAX_CODES_CHARS, "k": MAX_K, "ahead": MAX_AHEAD}}, headers=HEADERS)
 
     async def on_api_error(request, exc: ApiError):
         return error(exc.status, str(exc))

@@ -5,7 +5,8 @@ two letters a word (a capital first letter capitalises it), space/Enter/typing o
 `>` shows the next nine candidates, `/` spells a word in full (space or Enter ends it), `. , ; : ! ? ' " ( ) -`
 and digits pass through, Backspace takes back a letter or the last word. Words spelled in full, and words
 picked when they were not the top candidate, are learnt in the user dictionary (`userdict.py`) and offered
-in later sessions; `--no-learn` only reads it.
+in later sessions; `--no-learn` only reads it. A model trained with `--lookahead K` may replace a word
+accepted by typing on once the next codes arrive (the composer's revisions); the status line says so.
 
 Over a pipe (stdin not a terminal) each input line goes through the same keys and its text is printed as
 one line, so `echo "Fi, tw." | jax-llm ime type` prints "First, two."; a key that does nothing there (a
@@ -75,6 +76,8 @@ def render(composer: Composer, width: int, message: str = "") -> tuple[str, str,
             line2 = f"page {composer.page + 1} {NEXT_PAGE}  {line2}"
     else:
         line2 = SPELLING if composer.spelling is not None else HELP
+    if composer.revised and not message:  # a lookahead model replaced a word just now: until the next key
+        line2 = "revised " + ", ".join(f"{old} -> {new}" for old, new in composer.revised) + " | " + line2
     return line1, line2[: width - 1], 2 + len(plain)
 
 

@@ -15,7 +15,7 @@ writer taught nothing is passed through untouched (the model's own scores, and i
 import math
 from collections.abc import Sequence
 
-from jax_llm.ime.predictor import Predictor
+from jax_llm.ime.predictor import Predictor, lookahead, ranked
 from jax_llm.ime.userdict import UserDict
 
 PRIOR = 5.0
@@ -25,17 +25,19 @@ EVERY = 1 << 20  # "all the candidates" for a model's `k`
 class WithUserWords:
     def __init__(self, model: Predictor, user: UserDict):
         self.model, self.user = model, user
+        self.lookahead = lookahead(model)  # a lookahead model's revisions are ranked with the writer's words too
 
-    def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
+    def candidates(self, code: str, context: Sequence[str], k: int = 10,
+                   ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
         mine = self.user.by_code(code)
         if not mine:
-            return self.model.candidates(code, context, k)
-        ranked = [(w, s) for w, s in self.model.candidates(code, context, EVERY) if math.isfinite(s)]
-        top = max((s for _, s in ranked), default=0.0)
-        norm = sum(math.exp(s - top) for _, s in ranked) or 1.0
+            return ranked(self.model, code, context, k, ahead)
+        scored = [(w, s) for w, s in ranked(self.model, code, context, EVERY, ahead) if math.isfinite(s)]
+        top = max((s for _, s in scored), default=0.0)
+        norm = sum(math.exp(s - top) for _, s in scored) or 1.0
         n = sum(mine.values())
         u = n / (n + PRIOR)
-        p = {w: (1 - u) * math.exp(s - top) / norm for w, s in ranked}
+        p = {w: (1 - u) * math.exp(s - top) / norm for w, s in scored}
         for w, c in sorted(mine.items(), key=lambda kv: (-kv[1], kv[0])):  # new words: most used first
             p[w] = p.get(w, 0.0) + u * c / n
         best = sorted(p.items(), key=lambda kv: -kv[1])[:k]  # stable: ties keep the model's order

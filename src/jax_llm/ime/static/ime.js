@@ -16,7 +16,7 @@ const QUOTES = "'\"";
 const CONTEXT_WORDS = 500;     // most recent words sent as context
 
 const state = {
-  tokens: [],        // confirmed: {text, kind: word|spelled|mark|digit|newline, code, kase, word, learnt}
+  tokens: [],        // confirmed: {text, kind: word|spelled|mark|digit|newline, code, kase, word, learnt, picked}
   lineStart: 0,      // index in tokens where the current line begins
   typed: "",         // the code being typed: "", "f", "fi" or "f "
   kase: "",          // "", "cap" or "upper"
@@ -24,12 +24,14 @@ const state = {
   page: 0,
   candidates: [],    // [{word, score}] for a full code
   learning: false,   // the server learns (GET /api/info)
+  lookahead: 0,      // the model's K: it may revise the last K words (GET /api/info)
+  revised: [],       // [{token, old}]: words the last key replaced (highlighted until the next one)
 };
 
 const $ = (id) => document.getElementById(id);
 const complete = () => state.typed.length === 2;
 const placeholder = (code) => `[${code.trim()}?]`;
-const shownWord = (cands) => (cands.length ? cands[0].word : placeholder(state.typed));
+const shownWord = (cands, code = state.typed) => (cands.length ? cands[0].word : placeholder(code));
 const cased = (w, kase) => (kase === "upper" ? w.toUpperCase() : kase === "cap" ? w.charAt(0).toUpperCase() + w.slice(1) : w);
 const prediction = () => (complete() ? cased(shownWord(state.candidates), state.kase) : "");
 const shown = () => state.candidates.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
@@ -44,8 +46,8 @@ function modelWords(t) {
   return t.kind === "spelled" ? normalize(t.text) : [];
 }
 
-function context() {
-  return state.tokens.slice(-CONTEXT_WORDS).flatMap(modelWords).slice(-CONTEXT_WORDS);
+function context(end = state.tokens.length) {
+  return state.tokens.slice(0, end).slice(-CONTEXT_WORDS).flatMap(modelWords).slice(-CONTEXT_WORDS);
 }
 
 // The text of tokens, spaced as English is (composer.render).
@@ -99,7 +101,30 @@ async function fetchCandidates(k) {
 async function completeCode(ch) {
   state.typed += ch;
   state.page = 0;
-  if (complete()) await fetchCandidates(PAGE_SIZE + 1);
+  if (complete()) {
+    await revise();
+    await fetchCandidates(PAGE_SIZE + 1);
+  }
+}
+
+// A lookahead model's delayed decision (composer._revise): the words accepted by typing on just before
+// the new code, at most K of them, ranked again with the codes typed after them; a changed top replaces one.
+async function revise() {
+  const end = state.tokens.length;
+  let start = end;
+  while (end - start < state.lookahead && start > 0 && state.tokens[start - 1].kind === "word"
+         && !state.tokens[start - 1].picked) start -= 1;
+  for (let i = start; i < end; i++) {
+    const t = state.tokens[i];
+    const ahead = [...state.tokens.slice(i + 1).map((u) => u.code), state.typed];
+    const cands = (await api("/api/predict", { code: t.code, context: context(i), k: PAGE_SIZE + 1, ahead })).candidates;
+    const word = shownWord(cands, t.code);
+    if (word !== t.word) {
+      state.revised.push({ token: t, old: t.text });
+      t.word = word;
+      t.text = cased(word, t.kase);
+    }
+  }
 }
 
 async function letter(ch) {
@@ -116,9 +141,9 @@ async function add(token, learn) {
   }
 }
 
-async function accept(rank = 0) {
+async function accept(rank = 0, picked = false) {
   const word = shownWord(state.candidates.slice(rank));
-  const token = { text: cased(word, state.kase), kind: "word", code: state.typed, kase: state.kase, word };
+  const token = { text: cased(word, state.kase), kind: "word", code: state.typed, kase: state.kase, word, picked };
   state.typed = ""; state.kase = ""; state.candidates = []; state.page = 0;
   await add(token, rank ? word : "");
 }
@@ -137,7 +162,7 @@ async function finish() {
 async function pick(n) {
   const page = shown();
   if (!(n >= 1 && n <= page.length)) return `digit ${n} picks nothing: ${page.length} candidates shown for '${state.typed.trim()}'`;
-  await accept(state.page * PAGE_SIZE + n - 1);
+  await accept(state.page * PAGE_SIZE + n - 1, true);
   return "";
 }
 
@@ -205,11 +230,29 @@ async function key(k) {
   return "";
 }
 
+// The confirmed text, each word the last key revised in a span.revised (ime.css highlights it for a moment).
+function acceptedNodes(text) {
+  const nodes = [];
+  let at = 0;
+  state.tokens.forEach((t, i) => {
+    const r = state.revised.find((x) => x.token === t);
+    if (!r) return;
+    const end = render(state.tokens.slice(0, i + 1)).length;  // where the word ends in the whole text
+    const span = document.createElement("span");
+    span.className = "revised";
+    span.title = `revised: was ${r.old}`;
+    span.textContent = t.text;
+    nodes.push(text.slice(at, end - t.text.length), span);
+    at = end;
+  });
+  return [...nodes, text.slice(at)];
+}
+
 function show() {
   const text = render(state.tokens);
   const pend = pending();
   const cur = pend.trimStart();
-  $("accepted").textContent = text + pend.slice(0, pend.length - cur.length);
+  $("accepted").replaceChildren(...acceptedNodes(text), pend.slice(0, pend.length - cur.length));
   const current = $("current");
   current.textContent = cur;
   current.className = complete() ? (state.candidates.length ? "word" : "word unknown")
@@ -233,13 +276,14 @@ function show() {
   more.textContent = `more ${NEXT_PAGE} (page ${state.page + 1})`;
 }
 
-// Keys and clicks run one at a time, in order; body[data-busy] says when work is pending.
+// Keys and clicks run one at a time, in order; body[data-busy] says when work is pending. Each starts with
+// no revision (as composer.key does): a revised word stays highlighted until the next key.
 let queue = Promise.resolve();
 let waiting = 0;
 function enqueue(job) {
   waiting += 1;
   document.body.dataset.busy = "true";
-  queue = queue.then(job).then(
+  queue = queue.then(() => { state.revised = []; return job(); }).then(
     (msg) => { $("status").textContent = msg || ""; },
     (err) => { $("status").textContent = `error: ${err.message}`; },
   ).finally(() => {
@@ -297,6 +341,7 @@ document.addEventListener("DOMContentLoaded", () => {
   enqueue(async () => {
     const info = await (await fetch("/api/info")).json();
     state.learning = info.learning;
+    state.lookahead = info.lookahead;
     $("model").textContent = info.model + (info.learning ? " · learning your words" : "");
   });
 });

@@ -112,6 +112,8 @@ class RunConfig:
             (m.n_embd % m.n_head == 0, f"n_embd ({m.n_embd}) must be divisible by n_head ({m.n_head})"),
             (m.block_size >= 1, f"block_size must be >= 1 (got {m.block_size})"),
             (0.0 <= m.dropout < 1.0, f"dropout must be in [0, 1) (got {m.dropout})"),
+            (0.0 <= m.aux_dropout <= 1.0, f"aux_dropout must be in [0, 1] (got {m.aux_dropout})"),
+            (0.0 <= t.label_smoothing < 1.0, f"label_smoothing must be in [0, 1) (got {t.label_smoothing})"),
             (t.batch_size >= 1 and t.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
             (t.max_steps >= 1, f"max_steps must be >= 1 (got {t.max_steps})"),
             (t.steps_per_call >= 1, f"steps_per_call must be >= 1 (got {t.steps_per_call})"),

@@ -15,7 +15,7 @@ from jax_llm.errors import UserError
 
 # What a resumed run may change. The rest would not restore into the saved checkpoint (model shapes),
 # or would train on other tokens than the saved ones (tokenizer, split).
-CHANGEABLE_ON_RESUME = {f.name for f in dataclasses.fields(TrainConfig)} | {"dropout"}
+CHANGEABLE_ON_RESUME = {f.name for f in dataclasses.fields(TrainConfig)} | {"dropout", "aux_dropout"}
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,8 @@ def test_ensemble_with_kn_ranks_only_words_of_the_code(model_dir, corpus_file):
 @pytest.mark.parametrize("args, message", [
     (["--block-size", "0"], "block_size must be >= 1"), (["--max-steps", "-3"], "max_steps must be >= 1"),
     (["--warm-start", "/nonexistent"], "not a run directory"), (["--set", "dropout=2"], "dropout must be"),
-    (["--preset", "huge"], "unknown preset"),
+    (["--preset", "huge"], "unknown preset"), (["--set", "label_smoothing=1"], "label_smoothing must be"),
+    (["--set", "aux_dropout=-0.1"], "aux_dropout must be"),
 ])
 def test_bad_train_options_are_one_line_and_write_nothing(tmp_path, corpus_file, capsys, args, message):
     assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(tmp_path / "m"), "--quiet", *args]) == 2

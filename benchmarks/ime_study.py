@@ -24,21 +24,29 @@ from jax_llm.ime import ngram, neural
 from jax_llm.ime.codes import word_code
 from jax_llm.ime.ensemble import Ensemble
 from jax_llm.ime.modelfiles import read_meta
-from jax_llm.ime.evaluate import hit_rates, rank, score, table
-from jax_llm.ime.session_cache import WithCache, tune
+from jax_llm.ime.evaluate import hit_rates, score, table
+from jax_llm.ime.session_cache import WithCache, model_rows, tune
 from jax_llm.ime.words import Vocab, WordCorpus, dev_split, load_corpus
 
 
-def tune_mixture(transformer, corpus, weights=(0.2, 0.3, 0.4, 0.5, 0.6)):
-    """(weight, dev top-1): the Transformer's (with its own cache) share in its mixture with kn, chosen on
-    the dev slice."""
+def tune_combinations(transformer, corpus, mixtures=(0.2, 0.3, 0.4, 0.5, 0.6), products=(0.1, 0.25, 0.5, 1.0)):
+    """{"mixture": (weight, dev top-1), "product": (weight, dev top-1)}: the Transformer's (with its own
+    cache) share in its mixture with kn, and kn's exponent in their product, each chosen on the dev slice
+    with a kn trained on the rest of train. Both models rank the dev slice once; only the merge is redone."""
     fit_words, _ = dev_split(corpus.train)
     kn_fit = ngram.train_kn(fit_words, Vocab.build(fit_words))
     dev = WordCorpus("dev", corpus.train)
     codes = [word_code(w) for w in dev.words]
-    tried = [(w, hit_rates(rank(Ensemble(transformer, kn_fit, w, mixture=True), codes, dev.words, 1, dev.n_train),
-                           dev.test, (1,))[1]) for w in weights]
-    return max(tried, key=lambda t: t[1])
+    depth = Ensemble(transformer, kn_fit).depth
+    rows_t = model_rows(transformer, codes, dev.words, depth, dev.n_train)
+    rows_kn = model_rows(kn_fit, codes, dev.words, depth, dev.n_train)
+
+    def top1(weight, mixture):
+        merge = Ensemble(transformer, kn_fit, weight, mixture=mixture)._merge
+        return hit_rates([[w for w, _ in merge(a, b, 1)] for a, b in zip(rows_t, rows_kn)], dev.test, (1,))[1]
+
+    return {"mixture": max(((w, top1(w, True)) for w in mixtures), key=lambda t: t[1]),
+            "product": max(((w, top1(w, False)) for w in products), key=lambda t: t[1])}
 
 
 def main() -> int:
@@ -50,7 +58,7 @@ def main() -> int:
                     help="choose the cache and mixture weights with this run (same settings, dev slice held out): "
                          "needed when --transformer was trained with --whole-train")
     ap.add_argument("--rows", nargs="+", default=["ngram", "transformer", "cache", "mixture"],
-                    help="which rows: ngram, transformer, cache, mixture (default: all)")
+                    help="which rows: ngram, transformer, cache, mixture (the mixture and the product with kn) (default: all)")
     ap.add_argument("--data-dir", default=os.environ.get("JAX_LLM_DATA_DIR"))
     ap.add_argument("--out", type=Path, help="write the rows here as JSON (and the table beside it, .md)")
     args = ap.parse_args()
@@ -93,10 +101,11 @@ def main() -> int:
     if "cache" in args.rows:
         add(score(cached, corpus, "transformer + own cache", f"{a}/{b}/{decay}", False))
     if "mixture" in args.rows:
-        weight, dev_top1 = tune_mixture(WithCache(chooser, a, b, decay), corpus)
-        notes["mixture"] = {"weight": weight, "dev_top1": dev_top1}
-        add(score(Ensemble(cached, kn, weight, mixture=True), corpus, "mixture (transformer + own cache) + kn",
-                  f"{weight} T", False))
+        for kind, (weight, dev_top1) in tune_combinations(WithCache(chooser, a, b, decay), corpus).items():
+            notes[kind] = {"weight": weight, "dev_top1": dev_top1}
+            add(score(Ensemble(cached, kn, weight, mixture=kind == "mixture"), corpus,
+                      f"{kind} (transformer + own cache) + kn", f"{weight} {'T' if kind == 'mixture' else 'kn'}",
+                      False))
     md = table(rows, f"{args.dataset}: test split ({len(corpus.test):,} words), vocabulary from train")
     print(md + f"\nchosen on the dev slice: {json.dumps(notes)}\n{time.perf_counter() - t0:.0f} s", flush=True)
     if args.out:

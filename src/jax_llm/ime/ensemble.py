@@ -6,7 +6,7 @@ recency cache), so a combination can beat both; the weight is tuned on the dev s
 import math
 from collections.abc import Sequence
 
-from jax_llm.ime.evaluate import ContextView
+from jax_llm.ime.session_cache import model_rows
 
 
 class Ensemble:
@@ -35,11 +35,12 @@ class Ensemble:
         depth = self.depth
         return self._merge(self.a.candidates(code, context, depth), self.b.candidates(code, context, depth), k)
 
+    def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0):
+        """Batch hook: [(word, log-prob), ...] best first at positions start..; each model ranks the split at
+        once when it can, else position by position."""
+        rows_a = model_rows(self.a, codes, words, self.depth, start)
+        rows_b = model_rows(self.b, codes, words, self.depth, start)
+        return [self._merge(a, b, k) for a, b in zip(rows_a, rows_b)]
+
     def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
-        """Batch hook: the first model scores the split at once when it can, the second per position."""
-        if hasattr(self.a, "scored_split"):
-            rows_a = self.a.scored_split(codes, words, self.depth, start)
-        else:
-            rows_a = [self.a.candidates(codes[i], ContextView(words, i), self.depth) for i in range(start, len(codes))]
-        return [[w for w, _ in self._merge(row_a, self.b.candidates(codes[i], ContextView(words, i), self.depth), k)]
-                for i, row_a in zip(range(start, len(codes)), rows_a)]
+        return [[w for w, _ in row] for row in self.scored_split(codes, words, k, start)]

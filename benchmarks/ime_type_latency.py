@@ -1,0 +1,51 @@
+"""What one key costs in `ime type`: the composer fed the codes of test words key by key, timing the keys
+that complete a code (those call the model; with a `--lookahead` model, its revision of the previous
+word too). Median and p90 over typing sessions spread over the test split.
+
+    python benchmarks/ime_type_latency.py RUN [RUN ...] [--dataset shakespeare] [--data-dir ../shared/data]
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+from jax_llm.ime.codes import word_code
+from jax_llm.ime.composer import Composer
+from jax_llm.ime.predictor import load_predictor
+from jax_llm.ime.words import load_corpus
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="model directories (or kn, backoff)")
+    ap.add_argument("--dataset", default="shakespeare")
+    ap.add_argument("--data-dir", default=os.environ.get("JAX_LLM_DATA_DIR"))
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--words", type=int, default=25, help="words typed per session")
+    args = ap.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    test = load_corpus(args.dataset, args.data_dir).test
+    for name in args.models:
+        predictor = load_predictor(name)
+        times = []
+        for start in np.linspace(0, len(test) - args.words, args.sessions, dtype=int):
+            composer = Composer(predictor)
+            for i, word in enumerate(test[start: start + args.words]):
+                for ch in word_code(word):  # a one-letter word's code is its letter and a space
+                    t = time.perf_counter()
+                    composer.key(ch)
+                    if composer.complete and i:  # the session's first code builds the model's state
+                        times.append(time.perf_counter() - t)
+        us = np.array(times) * 1e6
+        print(f"{name}: lookahead {getattr(predictor, 'lookahead', 0)}; a key that completes a code: median "
+              f"{np.median(us):,.0f} µs, p90 {np.percentile(us, 90):,.0f} µs ({len(us)} keys)")
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jax
 
+from jax_llm.errors import UserError
 from jax_llm.ime import ngram, neural
 from jax_llm.ime.codes import word_code
 from jax_llm.ime.ensemble import Ensemble
@@ -117,4 +118,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except UserError as e:  # a model directory or dataset that cannot be read: one line, as the CLI says it
+        raise SystemExit(f"{Path(__file__).name}: error: {e}") from None

@@ -9,9 +9,11 @@ import argparse
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
+from jax_llm.errors import UserError
 from jax_llm.ime.codes import word_code
 from jax_llm.ime.composer import Composer
 from jax_llm.ime.predictor import load_predictor
@@ -48,4 +50,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except UserError as e:  # a model directory or dataset that cannot be read: one line, as the CLI says it
+        raise SystemExit(f"{Path(__file__).name}: error: {e}") from None

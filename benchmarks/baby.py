@@ -115,7 +115,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.out or Path(tmp) / "run"
         tok, _ = data.prepare(args.text, Path(tmp) / "vocab", "char", 0, cfg.data.val_fraction)
-        cfg.model.vocab_size = tok.get_vocab_size()
+        cfg.set("vocab_size", tok.get_vocab_size())
         print(f"compile time of the train step: {compile_time(cfg):.2f} s")
 
         t0 = time.perf_counter()

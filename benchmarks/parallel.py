@@ -46,7 +46,7 @@ def time_steps(fsdp: bool, steps: int) -> dict:
     from jax_llm.train import build_engine
 
     cfg = make_config("baby", [f"batch_size={GLOBAL_ROWS // jax.device_count()}", f"fsdp={fsdp}"])
-    cfg.model.vocab_size = 256  # bytes of the text: close to the char vocabulary's cost
+    cfg.set("vocab_size", 256)  # bytes of the text: close to the char vocabulary's cost
     engine = build_engine(cfg)
     stream = data.lm_streams(np.frombuffer(DATA.read_bytes()[:1_000_000], np.uint8))
     block, key = cfg.model.block_size, jax.random.key(0)
@@ -70,7 +70,7 @@ def memory(max_devices: int) -> list[dict]:
     from jax_llm.train import make_optimizer, state_init
 
     cfg = make_config("gpt2-124m")
-    cfg.model.vocab_size = cfg.data.bpe_vocab_size
+    cfg.set("vocab_size", cfg.data.bpe_vocab_size)
     init = state_init(cfg, make_optimizer(cfg.train))
     abstract = jax.eval_shape(init)
     n_params = sum(x.size for x in jax.tree.leaves(abstract["params"]))

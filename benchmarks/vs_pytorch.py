@@ -278,7 +278,7 @@ def measure(args, threads: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tok, corpus = data.prepare(args.text, Path(tmp) / "vocab", "char", 0, cfg.data.val_fraction)
-    cfg.model.vocab_size = tok.get_vocab_size()
+    cfg.set("vocab_size", tok.get_vocab_size())
     train, _ = data.lm_splits(corpus, block)
     steps, n_blocks = args.steps_per_block, args.blocks
 

@@ -17,7 +17,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from helpers import TINY_SETS
 from jax_llm.cli import main
 from jax_llm.config import make_config
-from jax_llm.hf import GPT2Checkpoint
+from jax_llm.hf import Checkpoint
 from jax_llm.metrics import read_metrics
 from jax_llm.model import GPT
 from jax_llm.pretrain import load_run
@@ -42,11 +42,13 @@ def ja_text(tmp_path_factory, data_dir):
     return path
 
 
-# (name, text, tokenizer flags, --set, prompts): bias-free erf and tied; biases, tanh and untied; characters
+# (name, text, tokenizer flags, --set, prompts): the default (modern) family, as NanoChat; GPT-2 with biases,
+# tanh and untied; GPT-2 bias-free, erf and tied, on characters
 RUNS = [("en-bpe", "en", ["--vocab-size", "300"], [], [EN, JA]),
-        ("ja-bpe", "ja", ["--vocab-size", "400"], ["bias=true", "gelu_approximate=true", "tie_embeddings=false"],
-         [EN, JA]),
-        ("en-char", "en", ["--tokenizer", "char"], [], [EN])]
+        ("ja-bpe-gpt2", "ja", ["--vocab-size", "400"],
+         ["arch=gpt2", "bias=true", "gelu_approximate=true", "tie_embeddings=false"], [EN, JA]),
+        ("en-char-gpt2", "en", ["--tokenizer", "char"], ["arch=gpt2"], [EN])]
+ARCHITECTURES = {True: "NanoChatForCausalLM", False: "GPT2LMHeadModel"}  # by the config's `rope`
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_transformers_loads_the_export_and_agrees(exported, capsys):
     cfg, tok, model, _ = load_run(run)
     hf_model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
-    assert type(hf_model).__name__ == "GPT2LMHeadModel"
+    assert type(hf_model).__name__ == ARCHITECTURES[cfg.model.rope]
     assert hf_model.config.tie_word_embeddings == cfg.model.tie_embeddings
     assert hf_model.generation_config.eos_token_id == tok.token_to_id("<|endoftext|>")  # None for characters
     hf_model.generation_config.eos_token_id = None  # ours never stops early: compare whole continuations
@@ -102,10 +104,15 @@ def test_transformers_loads_the_export_and_agrees(exported, capsys):
 def test_export_writes_the_run_faithfully(exported):
     run, out, _ = exported
     cfg = RunDir(run).load_config()
-    config = json.loads((out / "config.json").read_text())
-    assert config["activation_function"] == ("gelu_new" if cfg.model.gelu_approximate else "gelu")
-    assert (config["n_layer"], config["n_embd"], config["n_positions"], config["vocab_size"]) == \
-        (cfg.model.n_layer, cfg.model.n_embd, cfg.model.block_size, cfg.model.vocab_size)
+    config, m = json.loads((out / "config.json").read_text()), cfg.model
+    assert config["architectures"] == [ARCHITECTURES[m.rope]]
+    if m.rope:
+        assert (config["hidden_act"], config["final_logit_softcapping"]) == ("relu2", m.logit_softcap)
+        sizes = "num_hidden_layers", "hidden_size", "max_position_embeddings", "vocab_size"
+    else:
+        assert config["activation_function"] == ("gelu_new" if m.gelu_approximate else "gelu")
+        sizes = "n_layer", "n_embd", "n_positions", "vocab_size"
+    assert tuple(config[k] for k in sizes) == (m.n_layer, m.n_embd, m.block_size, m.vocab_size)
     assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no partial directory left behind
 
@@ -116,6 +123,16 @@ def test_export_writes_the_run_faithfully(exported):
 # what a user's GPT-2 download looks like (tied, tanh GELU), and the other shape GPT-2 configs allow
 GPT2_KINDS = {"gpt2": dict(tie_word_embeddings=True, activation_function="gelu_new"),
               "untied-erf": dict(tie_word_embeddings=False, activation_function="gelu")}
+
+
+def save_random(model_class, config, d):
+    """A model of `model_class` with every parameter from N(0, 0.3), saved into `d` by transformers."""
+    torch.manual_seed(0)
+    model = model_class(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    model.save_pretrained(d)
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +156,7 @@ def make_gpt2(tmp_path_factory, corpus, ja_text):
                                        unk_token="<|endoftext|>").save_pretrained(d)
         config = transformers.GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2,
                                          n_head=2, bos_token_id=0, eos_token_id=0, **GPT2_KINDS[kind])
-        torch.manual_seed(0)
-        model = transformers.GPT2LMHeadModel(config)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.normal_(0.0, 0.3)
-        model.save_pretrained(d)
+        save_random(transformers.GPT2LMHeadModel, config, d)
         done[kind] = d
         return d
 
@@ -169,10 +181,45 @@ def assert_same_logits(model, d, tok_path):
         assert np.abs(np.asarray(model(jnp.asarray([ids]))[0]) - hf_logits(d, ids)).max() <= 1e-4
 
 
+@pytest.fixture(scope="module")
+def nanochat_dir(make_gpt2, tmp_path_factory):
+    """A small random NanoChatForCausalLM saved by transformers (weights from N(0, 0.3), a soft-cap of 15),
+    with the GPT-2 directory's tokenizer."""
+    src, d = make_gpt2("gpt2"), tmp_path_factory.mktemp("nanochat") / "nc"
+    shutil.copytree(src, d)
+    for name in ("config.json", "model.safetensors", "generation_config.json"):
+        (d / name).unlink(missing_ok=True)
+    vocab = Tokenizer.from_file(str(d / "tokenizer.json")).get_vocab_size()
+    config = transformers.NanoChatConfig(vocab_size=vocab, hidden_size=32, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0,
+                                         eos_token_id=0, pad_token_id=0)
+    save_random(transformers.NanoChatForCausalLM, config, d)
+    return d
+
+
+def test_imported_nanochat_computes_transformers_logits(nanochat_dir):
+    source = Checkpoint(nanochat_dir)
+    m = make_config(None, source.overrides(["block_size=128"])).model  # rotary: no table to outgrow
+    assert (m.rope, m.rms_norm, m.qk_norm, m.relu2, m.logit_softcap, m.tie_embeddings, m.block_size) == \
+        (True, True, True, True, 15.0, False, 128)
+    graphdef, params = nnx.split(GPT(m, nnx.Rngs(0)))
+    assert_same_logits(nnx.merge(graphdef, source.warm_start(params)), nanochat_dir, nanochat_dir / "tokenizer.json")
+
+
+def test_export_refuses_a_model_mixing_the_families(corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(corpus), "--out", str(run), "--tokenizer", "char", "--max-steps", "1", "--quiet",
+                 *sets("rope=false")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), "--to", "hf", str(tmp_path / "out")]) == 2
+    one_line_error(capsys, "mixes the two families")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("kind", GPT2_KINDS)
 def test_imported_gpt2_computes_transformers_logits(make_gpt2, kind):
     d = make_gpt2(kind)
-    source = GPT2Checkpoint(d)
+    source = Checkpoint(d)
     m = make_config(None, source.overrides([])).model
     assert (m.bias, m.gelu_approximate, m.tie_embeddings, m.block_size) == \
         (True, kind == "gpt2", kind == "gpt2", 64)
@@ -189,7 +236,7 @@ def test_gpt2s_own_parameter_names_import_the_same(make_gpt2, tmp_path):
     tensors = {k.removeprefix("transformer."): v for k, v in load_file(d / "model.safetensors").items()}
     tensors |= {f"h.{i}.attn.bias": np.tril(np.ones((1, 1, 64, 64), np.float32)) for i in range(2)}
     save_file(tensors, d / "model.safetensors", metadata={"format": "pt"})
-    a, b = GPT2Checkpoint(src).tensors, GPT2Checkpoint(d).tensors
+    a, b = Checkpoint(src).params, Checkpoint(d).params
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
@@ -269,7 +316,7 @@ def test_init_from_refusals(gpt2_dir, corpus, tmp_path, capsys, change, args, ex
 
 
 def test_export_refuses_a_non_empty_out(export_run, tmp_path, capsys):
-    run, _, _ = export_run("en-char")
+    run, _, _ = export_run("en-char-gpt2")
     (tmp_path / "keep.txt").write_text("mine")
     assert main(["export", str(run), "--to", "hf", str(tmp_path)]) == 2
     one_line_error(capsys, "not empty")

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from jax_llm import model as model_lib
-from jax_llm.config import ModelConfig
+from jax_llm.config import FAMILIES, ModelConfig
 
 TOL = dict(rtol=2e-5, atol=2e-6)
 
@@ -50,9 +50,10 @@ def test_linear_matches_nnx_linear(bias):
           rtol=1e-2, atol=1e-2)
 
 
-def test_gpt_loss_and_gradients_equal_the_plain_formulation(monkeypatch):
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_gpt_loss_and_gradients_equal_the_plain_formulation(monkeypatch, arch):
     """The whole model, with the speed-ups, against the same model with `x @ W` and jax.nn.gelu."""
-    cfg = ModelConfig(vocab_size=40, n_layer=2, n_head=2, n_embd=32, block_size=16)
+    cfg = ModelConfig(vocab_size=40, n_layer=2, n_head=2, n_embd=32, block_size=16, **FAMILIES[arch])
     graphdef, params = nnx.split(model_lib.GPT(cfg, nnx.Rngs(0)))
     tokens = jax.random.randint(jax.random.key(2), (3, 17), 0, cfg.vocab_size)
 

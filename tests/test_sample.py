@@ -6,23 +6,25 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jax_llm.config import ModelConfig
+from jax_llm.config import FAMILIES, ModelConfig
 from jax_llm.model import GPT
 from jax_llm.sample import generate, pick
 
 
-def sharp_model(block_size=32, seed=0):
+def sharp_model(block_size=32, seed=0, arch="modern"):
     """A random model with large weights, so its greedy choices are not near-ties."""
-    cfg = ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=32, block_size=block_size)
+    cfg = ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=32, block_size=block_size, **FAMILIES[arch])
     model = GPT(cfg, nnx.Rngs(seed))
     graphdef, state = nnx.split(model)
     state = jax.tree.map(lambda x: x * 8 if x.ndim == 2 else x, state)
     return nnx.merge(graphdef, state)
 
 
+@pytest.mark.parametrize("arch", FAMILIES)
 @pytest.mark.parametrize("prompt_len", [1, 5])
-def test_greedy_with_cache_equals_recomputation(prompt_len):
-    model = sharp_model()
+def test_greedy_with_cache_equals_recomputation(prompt_len, arch):
+    """For the modern family this checks rotary positions in the cache (keys rotated at their own position)."""
+    model = sharp_model(arch=arch)
     prompt = list(range(3, 3 + prompt_len))
     n_new = 32 - prompt_len  # fill the block exactly
     cached = generate(model, prompt, n_new, temperature=0, use_cache=True)
@@ -31,10 +33,11 @@ def test_greedy_with_cache_equals_recomputation(prompt_len):
     assert len(set(cached)) > 3  # not a degenerate constant sequence
 
 
-def test_cache_logits_match_full_forward():
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_cache_logits_match_full_forward(arch):
     from jax_llm.model import init_cache
 
-    model = sharp_model()
+    model = sharp_model(arch=arch)
     tokens = jnp.asarray([[5, 9, 2, 7, 11, 4]], jnp.int32)
     full = model(tokens)
     cache = init_cache(model.cfg, 1)
@@ -44,8 +47,9 @@ def test_cache_logits_match_full_forward():
     np.testing.assert_allclose(step[:, 0], full[:, 4], rtol=1e-5, atol=1e-5)
 
 
-def test_generation_longer_than_the_block_keeps_going():
-    model = sharp_model(block_size=16)
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_generation_longer_than_the_block_keeps_going(arch):
+    model = sharp_model(block_size=16, arch=arch)
     out = generate(model, [1, 2, 3], 40, temperature=0.8, seed=3)
     assert len(out) == 43 and all(0 <= t < 50 for t in out)
 

@@ -22,9 +22,9 @@ def cmd_train(args) -> int:
                                       ("max_steps", args.max_steps)) if v is not None]
     run, overrides, source = RunDir(args.out), flags + args.set, None
     if args.init_from and not (args.resume and run.has_checkpoints()):  # a resumed run's checkpoint wins
-        from jax_llm.hf import GPT2Checkpoint
+        from jax_llm.hf import Checkpoint
 
-        source = GPT2Checkpoint(args.init_from)
+        source = Checkpoint(args.init_from)
         overrides = overrides if args.resume else source.overrides(overrides)
     cfg = resolve_config(run, args.resume, args.preset, overrides)
     pretrain(text_path(args.text_file), run.path, cfg, resume=args.resume, quiet=args.quiet,

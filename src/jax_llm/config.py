@@ -11,7 +11,7 @@ from pathlib import Path
 from jax_llm.errors import UserError
 
 
-@dataclass(unsafe_hash=True)  # hashable: the model's graph definition holds it as a static
+@dataclass(frozen=True)  # hashable and unchangeable: the model's graph definition holds it as a static
 class ModelConfig:
     vocab_size: int = 0  # input vocabulary; filled from the tokenizer
     out_vocab_size: int = 0  # output vocabulary; 0 means the same as the input one
@@ -24,7 +24,13 @@ class ModelConfig:
     aux_dropout: float = 0.0  # in training, the share of aux inputs (previous words) replaced by id 0 (<unk>)
     bias: bool = False
     gelu_approximate: bool = False  # tanh GELU (GPT-2's gelu_new, for imported GPT-2 weights); default exact erf
-    tie_embeddings: bool = True  # output layer = input embedding (same vocab) or aux embedding (input method)
+    # the family's components (defaults: the modern family; `--set arch=gpt2` sets GPT-2's, see FAMILIES)
+    rope: bool = True  # rotary positions; else learned ones (wpe)
+    rms_norm: bool = True  # parameter-free RMSNorm, also right after the embedding; else LayerNorm
+    qk_norm: bool = True  # RMSNorm of queries and keys (after rotation)
+    relu2: bool = True  # ReLU² MLP; else GELU
+    logit_softcap: float = 15.0  # logits = cap * tanh(logits / cap); 0 = none
+    tie_embeddings: bool = False  # output layer = input embedding (same vocab) or aux embedding (input method)
 
 
 @dataclass
@@ -41,6 +47,8 @@ class TrainConfig:
     beta2: float = 0.99
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' matrices, AdamW at learning_rate for the rest)
+    muon_lr: float = 0.02  # Muon's peak learning rate (its own scale), on the same schedule
     label_smoothing: float = 0.0  # share of the target's probability spread evenly over the scored outputs
     eval_interval: int = 250
     eval_batches: int = 20  # batches per periodic val estimate; the final eval covers the whole split
@@ -60,6 +68,19 @@ class DataConfig:
     val_fraction: float = 0.1
 
 
+# A model family is a set of component values; `--set arch=NAME` sets them all.
+FAMILIES: dict[str, dict] = {
+    "modern": dict(rope=True, rms_norm=True, qk_norm=True, relu2=True, logit_softcap=15.0, tie_embeddings=False),
+    "gpt2": dict(rope=False, rms_norm=False, qk_norm=False, relu2=False, logit_softcap=0.0, tie_embeddings=True),
+}
+# What a config.json written before a key existed meant by leaving it out: such runs resume as they were.
+LEGACY = {**FAMILIES["gpt2"], "optimizer": "adamw"}
+
+
+def family_of(m: "ModelConfig") -> str | None:
+    return next((name for name, keys in FAMILIES.items() if all(getattr(m, k) == v for k, v in keys.items())), None)
+
+
 @dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -71,7 +92,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        return cls(ModelConfig(**d["model"]), TrainConfig(**d["train"]), DataConfig(**d["data"]))
+        model, train = dict(d["model"]), dict(d["train"])
+        for section, fields in ((model, ModelConfig), (train, TrainConfig)):
+            names = {f.name for f in dataclasses.fields(fields)}
+            section.update({k: v for k, v in LEGACY.items() if k in names and k not in section})
+        return cls(ModelConfig(**model), TrainConfig(**train), DataConfig(**d["data"]))
 
     @classmethod
     def load(cls, path: Path) -> "RunConfig":
@@ -99,10 +124,20 @@ class RunConfig:
         raise UserError(f"unknown config key '{key}' (see `jax-llm presets` for the keys)")
 
     def set(self, key: str, value) -> None:
-        """Set one key in whichever section holds it, converting a string to the field's type."""
+        """Set one key in whichever section holds it, converting a string to the field's type. `arch`
+        names a model family (FAMILIES) and sets its components."""
+        if key == "arch":
+            if value not in FAMILIES:
+                raise UserError(f"unknown arch {value!r} (choose from: {', '.join(FAMILIES)})")
+            for k, v in FAMILIES[value].items():
+                self.set(k, v)
+            return
         section = self._section_of(key)
-        old = getattr(section, key)
-        setattr(section, key, _convert(key, value, type(old)) if isinstance(value, str) else value)
+        value = _convert(key, value, type(getattr(section, key))) if isinstance(value, str) else value
+        if section is self.model:
+            self.model = dataclasses.replace(self.model, **{key: value})
+        else:
+            setattr(section, key, value)
 
     def validate(self) -> None:
         m, t, d = self.model, self.train, self.data
@@ -125,6 +160,10 @@ class RunConfig:
             (min(t.eval_interval, t.eval_batches, t.log_interval, t.ckpt_interval, t.keep_checkpoints) >= 1,
              "eval_interval, eval_batches, log_interval, ckpt_interval and keep_checkpoints must be >= 1"),
             (t.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {t.precision!r})"),
+            (t.optimizer in ("adamw", "muon"), f"optimizer must be adamw or muon (got {t.optimizer!r})"),
+            (t.muon_lr > 0, f"muon_lr must be > 0 (got {t.muon_lr})"),
+            (m.logit_softcap >= 0, f"logit_softcap must be >= 0 (got {m.logit_softcap})"),
+            (not m.rope or (m.n_embd // m.n_head) % 2 == 0, "rotary positions need an even head size (n_embd / n_head)"),
             (0.0 < d.val_fraction < 1.0, f"val_fraction must be in (0, 1) (got {d.val_fraction})"),
             (d.bpe_vocab_size >= 257 or d.tokenizer != "bpe", "vocab_size must be >= 257 for byte-level BPE"),
         ]

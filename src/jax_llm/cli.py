@@ -56,9 +56,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from jax_llm.config import PRESETS, RunConfig
+    from jax_llm.config import FAMILIES, PRESETS, RunConfig
 
     print(RunConfig().to_json())
+    for name, keys in FAMILIES.items():
+        print(f"\narch={name}: " + ", ".join(f"{k}={v}" for k, v in keys.items()))
     for name, overrides in PRESETS.items():
         print(f"\n{name}: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
     return 0
@@ -83,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set n_layer=6 (see `jax-llm presets`)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--init-from", metavar="HF_DIR", help="start from a local GPT-2 checkpoint (transformers' "
-                                                         "save_pretrained output): its shape, weights, tokenizer")
+    p.add_argument("--init-from", metavar="HF_DIR", help="start from a local GPT-2 or NanoChat checkpoint "
+                                                         "(transformers' save_pretrained output): its shape, weights, tokenizer")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("several processes (hosts); from the environment or SLURM when not given")
     g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (env JAX_COORDINATOR_ADDRESS)")

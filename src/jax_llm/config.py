@@ -203,19 +203,22 @@ PRESETS: dict[str, dict] = {
     "shakespeare-char": dict(tokenizer="char", n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64,
                              dropout=0.2, learning_rate=1e-3, min_lr=1e-4, beta2=0.99, warmup_steps=100,
                              max_steps=5000, lr_decay_steps=5000, eval_interval=250),
-    # The reference run's size: about 80M parameters with a 32k BPE vocabulary; for an accelerator.
-    "gpt-80m": dict(tokenizer="bpe", bpe_vocab_size=32000, n_layer=12, n_head=10, n_embd=640, block_size=1024,
-                    batch_size=32, learning_rate=6e-4, min_lr=6e-5, beta2=0.95, warmup_steps=500,
+    # The reference run's size: about 80M parameters with a 32k BPE vocabulary; for an accelerator, where
+    # Muon's Newton-Schulz steps cost ~4% of a step's FLOPs (docs/gpu.md).
+    "gpt-80m": dict(tokenizer="bpe", bpe_vocab_size=32000, n_layer=12, n_head=9, n_embd=576, block_size=1024,
+                    batch_size=32, optimizer="muon", learning_rate=6e-4, min_lr=6e-5, beta2=0.95, warmup_steps=500,
                     max_steps=5000, dropout=0.0, precision="bf16", eval_interval=500, ckpt_interval=1000),
-    # The input-method Transformer (`jax-llm ime train`): codes in, words out; small enough for a CPU.
+    # The input-method Transformer (`jax-llm ime train`): codes in, words out; small enough for a CPU. The
+    # modern blocks; the output layer stays tied to the previous-word embedding (22k words x n_embd fewer
+    # parameters) and uncapped: its candidate layer scores a code's few hundred words, linearly in their rows.
     "ime-small": dict(n_layer=2, n_head=4, n_embd=128, block_size=32, batch_size=32, dropout=0.1,
                       learning_rate=2e-3, min_lr=2e-4, warmup_steps=100, max_steps=2000, eval_interval=250,
-                      weight_decay=0.1, sample_tokens=0),
+                      weight_decay=0.1, sample_tokens=0, tie_embeddings=True, logit_softcap=0.0),
     "ime-base": dict(n_layer=4, n_head=4, n_embd=256, block_size=64, batch_size=32, dropout=0.1,
                      learning_rate=1e-3, min_lr=1e-4, warmup_steps=200, max_steps=4000, eval_interval=500,
-                     weight_decay=0.1, sample_tokens=0),
-    # GPT-2 small.
-    "gpt2-124m": dict(tokenizer="bpe", bpe_vocab_size=50257, n_layer=12, n_head=12, n_embd=768, block_size=1024,
+                     weight_decay=0.1, sample_tokens=0, tie_embeddings=True, logit_softcap=0.0),
+    # GPT-2 small, GPT-2's family (what its checkpoints import into).
+    "gpt2-124m": dict(arch="gpt2", tokenizer="bpe", bpe_vocab_size=50257, n_layer=12, n_head=12, n_embd=768, block_size=1024,
                       batch_size=12, grad_accum=5, learning_rate=6e-4, min_lr=6e-5, beta2=0.95, warmup_steps=2000,
                       max_steps=600000, weight_decay=0.1, precision="bf16", eval_interval=2000, ckpt_interval=2000),
 }

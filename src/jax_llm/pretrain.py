@@ -40,7 +40,8 @@ def pretrain(text_path: Path, run_dir: Path, cfg: RunConfig, resume: bool, quiet
     if resume and cfg.model.vocab_size != tok.get_vocab_size():
         raise UserError(f"cannot resume {run.path}: its model has vocab_size {cfg.model.vocab_size}, its "
                         f"tokenizer {tok.get_vocab_size()}")
-    cfg.set("vocab_size", tok.get_vocab_size())  # the one size that follows from the tokenizer
+    cfg.set("vocab_size", tok.get_vocab_size())  # the one size that follows from the tokenizer (a new, frozen
+    cfg.validate()  # ModelConfig: nothing built from the old one changes), checked with the rest
     train, val = data.lm_splits(corpus, cfg.model.block_size)
     if main:
         cfg.save(run.config)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from jax_llm.errors import UserError, one_line
 
+META_FILE, VOCAB_FILE = "model.json", "vocab.json"  # an input-method model's own files
+
 # model.json: the keys each kind of model needs, and their types
 KINDS = {
     "backoff": {"order": int},
@@ -72,7 +74,7 @@ def read_json(path: Path, fields: dict[str, type]) -> dict:
 
 def read_meta(model_dir: Path) -> dict:
     """model.json: the model's kind and the settings that kind needs."""
-    path = Path(model_dir) / "model.json"
+    path = Path(model_dir) / META_FILE
     meta = read_json(path, {"kind": str})
     if meta["kind"] not in KINDS:
         raise UserError(f"{path}: unknown model kind {meta['kind']!r} (one of: {', '.join(KINDS)})")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import LETTERS, word_code
+from jax_llm.ime.language.codes import LETTERS, word_code
 from jax_llm.ime.modelfiles import json_type, unreadable
 
 FORMAT = 1

@@ -3,7 +3,7 @@ the file and what is wrong with it (a `UserError`), never a traceback, and nothi
 
 Each file kind is read in one place, shared by every command (`convert`, `type`, `serve`, `eval`):
 model.json by `read_meta` here; vocab.json by `words.Vocab.load`; arrays.npz by `ngram.store.load`;
-config.json and checkpoints/ (the Transformer's) by `neural.read_model`.
+config.json and checkpoints/ (the Transformer's) by `transformer.predictor.TransformerPredictor`.
 """
 
 import json

@@ -175,7 +175,7 @@ async def read_json(request) -> dict:
 
 def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserDict | None" = None):
     """The Starlette app around one loaded model (ranked with `user`'s words when the caller wraps it so:
-    `userrank.WithUserWords`), changing `user` only through /api/learn."""
+    `combine.WithUserWords`), changing `user` only through /api/learn."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException

@@ -14,13 +14,13 @@ import numpy as np
 
 from jax_llm.datasets import DEFAULT_TEXT, DownloadError, cache_root
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import NUM_CODES
+from jax_llm.ime.language.codes import NUM_CODES
 from jax_llm.ime.modelfiles import check_fields, read_meta, unreadable
 from jax_llm.ime.ngram.backoff import Backoff, BackoffLevel
 from jax_llm.ime.ngram.kn import KN, KNConfig
 from jax_llm.ime.ngram.kn_table import KNLevel, KNTable
 from jax_llm.ime.ngram.tune import train_kn
-from jax_llm.ime.words import Vocab, load_corpus
+from jax_llm.ime.language.words import Vocab, load_corpus
 
 MODEL_KINDS = ("backoff", "kn")
 FORMAT_VERSION = 1

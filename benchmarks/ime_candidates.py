@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 from jax_llm.config import make_config
-from jax_llm.ime import candidates, neural
-from jax_llm.ime.words import dev_split, load_corpus
+from jax_llm.ime.transformer import candidates, job
+from jax_llm.ime.language.words import dev_split, load_corpus
 from jax_llm.train import build_engine, step_batches
 
 
@@ -44,10 +44,10 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; jax {jax.__version__}; "
           f"load average at start {os.getloadavg()[0]:.2f}")
     corpus = load_corpus(args.dataset, args.data_dir)
-    vocab = neural.ime_vocab(corpus)
-    train = neural.streams(vocab, dev_split(corpus.train)[0], confirmed=True)
+    vocab = job.ime_vocab(corpus)
+    train = job.streams(vocab, dev_split(corpus.train)[0], confirmed=True)
     cfg = make_config("ime-small", [f"block_size={args.block}", f"batch_size={args.batch}", *args.set])
-    for key, value in neural.ime_sizes(vocab, True).items():
+    for key, value in job.ime_sizes(vocab, True).items():
         cfg.set(key, value)
     layout = candidates.fit_layout(vocab.code_of, train.inputs, train.targets, args.batch * args.block)
     print(f"{args.dataset}: {len(vocab)} words; model {cfg.model.n_layer} layers x {cfg.model.n_embd}, "

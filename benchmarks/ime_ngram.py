@@ -9,9 +9,10 @@ import time
 
 import numpy as np
 
-from jax_llm.ime import evaluate, ngram
-from jax_llm.ime.codes import word_code
-from jax_llm.ime.words import Vocab, load_corpus
+from jax_llm.ime import ngram
+from jax_llm.ime.study import evaluate
+from jax_llm.ime.language.codes import word_code
+from jax_llm.ime.language.words import Vocab, load_corpus
 
 PUBLISHED = {1: (.472, .473), 2: (.549, .522), 3: (.765, .505), 4: (.965, .499), 5: (.997, .499), 6: (1.000, .499)}
 
@@ -46,9 +47,7 @@ def main(names: list[str]) -> None:
         seconds = time.perf_counter() - t
         for context in ngram.CONTEXTS:
             m = kn.with_config(context=context)
-            c = m.config
-            rows.append(evaluate.score(m, corpus, f"kn {context}",
-                                       f"c{c.code_order}" + ("" if context == "codes" else f" w{c.word_order}")))
+            rows.append(evaluate.score(m, corpus, f"kn {context}", m.label[1]))
         print(evaluate.table(rows, f"{name}: {corpus.n_train:,} train / {len(corpus.test):,} test words, "
                                    f"vocabulary from train ({len(vocab) - 1:,} words)"))
         codes = [word_code(w) for w in corpus.words]

@@ -21,13 +21,15 @@ from pathlib import Path
 import jax
 
 from jax_llm.errors import UserError
-from jax_llm.ime import ngram, neural
-from jax_llm.ime.codes import word_code
-from jax_llm.ime.ensemble import Ensemble
+from jax_llm.ime import ngram
+from jax_llm.ime.transformer.predictor import TransformerPredictor
+from jax_llm.ime.language.codes import word_code
+from jax_llm.ime.combine import Ensemble
 from jax_llm.ime.modelfiles import read_meta
-from jax_llm.ime.evaluate import hit_rates, score, table
-from jax_llm.ime.session_cache import WithCache, model_rows, tune
-from jax_llm.ime.words import Vocab, WordCorpus, dev_split, load_corpus
+from jax_llm.ime.study.evaluate import hit_rates, score, table
+from jax_llm.ime.combine import WithCache
+from jax_llm.ime.study.tune import tune_cache
+from jax_llm.ime.language.words import Vocab, WordCorpus, dev_split, load_corpus
 
 
 def tune_combinations(transformer, corpus, mixtures=(0.2, 0.3, 0.4, 0.5, 0.6), products=(0.1, 0.25, 0.5, 1.0)):
@@ -39,11 +41,11 @@ def tune_combinations(transformer, corpus, mixtures=(0.2, 0.3, 0.4, 0.5, 0.6), p
     dev = WordCorpus("dev", corpus.train)
     codes = [word_code(w) for w in dev.words]
     depth = Ensemble(transformer, kn_fit).depth
-    rows_t = model_rows(transformer, codes, dev.words, depth, dev.n_train)
-    rows_kn = model_rows(kn_fit, codes, dev.words, depth, dev.n_train)
+    rows_t = transformer.scored_split(codes, dev.words, depth, dev.n_train)
+    rows_kn = kn_fit.scored_split(codes, dev.words, depth, dev.n_train)
 
     def top1(weight, mixture):
-        merge = Ensemble(transformer, kn_fit, weight, mixture=mixture)._merge
+        merge = Ensemble(transformer, kn_fit, weight, mixture=mixture).merge
         return hit_rates([[w for w, _ in merge(a, b, 1)] for a, b in zip(rows_t, rows_kn)], dev.test, (1,))[1]
 
     return {"mixture": max(((w, top1(w, True)) for w in mixtures), key=lambda t: t[1]),
@@ -81,21 +83,20 @@ def main() -> int:
     if "ngram" in args.rows or "mixture" in args.rows:
         kn = ngram.train_kn(corpus.train, vocab)
     for context in ngram.CONTEXTS if "ngram" in args.rows else ():
-        c = kn.with_config(context=context).config
-        add(score(kn.with_config(context=context), corpus, f"kn {context}",
-                  f"c{c.code_order}" + ("" if context == "codes" else f" w{c.word_order}"), False))
+        m = kn.with_config(context=context)
+        add(score(m, corpus, f"kn {context}", m.label[1], False))
     if args.codes_only:
-        add(score(neural.TransformerPredictor(args.codes_only), corpus, "transformer, codes only",
+        add(score(TransformerPredictor(args.codes_only), corpus, "transformer, codes only",
                   args.codes_only.name, False))
-    transformer = neural.TransformerPredictor(args.transformer)
-    chooser = neural.TransformerPredictor(args.tune_with) if args.tune_with else transformer
+    transformer = TransformerPredictor(args.transformer)
+    chooser = TransformerPredictor(args.tune_with) if args.tune_with else transformer
     if read_meta(args.tune_with or args.transformer).get("whole_train"):
         ap.error(f"{args.tune_with or args.transformer} saw the dev slice in training: give --tune-with a run "
                  "that held it out")
     if "transformer" in args.rows:
         add(score(transformer, corpus, "transformer, confirmed words", args.transformer.name, False))
     if "cache" in args.rows or "mixture" in args.rows:
-        a, b, decay, dev_top1 = tune(chooser, corpus.train)
+        a, b, decay, dev_top1 = tune_cache(chooser, corpus.train)
         notes["own_cache"] = {"code": a, "follow": b, "decay": decay, "dev_top1": dev_top1,
                               "chosen_with": str(args.tune_with or args.transformer)}
         cached = WithCache(transformer, a, b, decay)

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import jax
 
-from jax_llm.ime import ngram, neural
-from jax_llm.ime.ensemble import Ensemble
-from jax_llm.ime.codes import word_code
-from jax_llm.ime.evaluate import Row, score, table
+from jax_llm.ime import ngram
+from jax_llm.ime.transformer import train as transformer_train
+from jax_llm.ime.transformer.predictor import TransformerPredictor
+from jax_llm.ime.combine import Ensemble
+from jax_llm.ime.language.codes import word_code
+from jax_llm.ime.study.evaluate import Row, score, table
 from jax_llm.ime.predictor import convert_codes
-from jax_llm.ime.words import Vocab, load_corpus
+from jax_llm.ime.language.words import Vocab, load_corpus
 
 TOKENS_PER_STEP = 1024  # batch = TOKENS_PER_STEP / block, so every block size trains on as many positions
 
@@ -39,8 +41,8 @@ def transformer(corpus, out: Path, block: int, steps: int, sets=(), **kw):
     sets = [f"block_size={block}", f"batch_size={rows}", f"max_steps={steps}", f"eval_interval={steps}",
             f"ckpt_interval={steps}", *sets]
     t = time.perf_counter()
-    neural.train(corpus, out, "ime-small", sets, quiet=True, **kw)
-    return neural.TransformerPredictor(out), time.perf_counter() - t
+    transformer_train.train(corpus, out, "ime-small", sets, quiet=True, **kw)
+    return TransformerPredictor(out), time.perf_counter() - t
 
 
 def own_context_accuracy(predictor, corpus, limit: int) -> float:
@@ -80,7 +82,7 @@ def run_dataset(name: str, args, out: Path) -> list[Row]:
     add(score(Ensemble(p, kn), corpus, "transformer x kn (product)", f"b{best}", train_acc=False))
     if args.warm_start:
         words_dir, lm = out / "words", out / f"lm-b{best}"
-        text, tok = neural.export_words(corpus, words_dir)
+        text, tok = transformer_train.export_words(corpus, words_dir)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "jax_llm", "train", str(text), "--tokenizer", str(tok), "--out", str(lm),
                         "--preset", "ime-small", "--quiet", "--max-steps", str(2 * steps),

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import word_code
-from jax_llm.ime.composer import Composer
+from jax_llm.ime.language.codes import word_code
+from jax_llm.ime.apps.composer import Composer
 from jax_llm.ime.predictor import load_predictor
-from jax_llm.ime.words import load_corpus
+from jax_llm.ime.language.words import load_corpus
 
 
 def main() -> int:
@@ -43,7 +43,7 @@ def main() -> int:
                     if composer.complete and i:  # the session's first code builds the model's state
                         times.append(time.perf_counter() - t)
         us = np.array(times) * 1e6
-        print(f"{name}: lookahead {getattr(predictor, 'lookahead', 0)}; a key that completes a code: median "
+        print(f"{name}: lookahead {predictor.lookahead}; a key that completes a code: median "
               f"{np.median(us):,.0f} µs, p90 {np.percentile(us, 90):,.0f} µs ({len(us)} keys)")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     return 0

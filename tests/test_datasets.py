@@ -1,7 +1,8 @@
-"""The download path for real: a local HTTP server, sha256 checks, the cache, the mirror."""
+"""The download path for real: a local HTTP server, sha256 checks, the cache, the mirror, the embedded copy."""
 
 import dataclasses
 import functools
+import gzip
 import hashlib
 import http.server
 import threading
@@ -9,6 +10,7 @@ import zipfile
 
 import pytest
 
+from jax_llm import texts
 from jax_llm.errors import UserError
 from jax_llm.datasets import DATASETS, fetch, resolve
 from jax_llm.textfile import read_text, sha256_of
@@ -48,7 +50,7 @@ def files_under(d):
 def test_download_verifies_and_caches(server, tmp_path, data_dir):
     root, url, requests = server
     (root / "input.txt").write_bytes((data_dir / "tinyshakespeare.txt").read_bytes())
-    ds = dataclasses.replace(DATASETS["tinyshakespeare"], url=f"{url}/input.txt")
+    ds = dataclasses.replace(DATASETS["tinyshakespeare"], url=f"{url}/input.txt", embedded=None)
     cache = tmp_path / "cache"
     got = fetch(ds, cache_dir=cache)
     assert got == cache / "tinyshakespeare.txt" and sha(got) == ds.sha256
@@ -72,7 +74,7 @@ def test_corrupt_download_is_refused_and_nothing_cached(server, tmp_path, data_d
     data = bytearray((data_dir / "tinyshakespeare.txt").read_bytes())
     data[1000] ^= 1
     (root / "input.txt").write_bytes(bytes(data))
-    ds = dataclasses.replace(DATASETS["tinyshakespeare"], url=f"{url}/input.txt")
+    ds = dataclasses.replace(DATASETS["tinyshakespeare"], url=f"{url}/input.txt", embedded=None)
     with pytest.raises(UserError, match="checksum mismatch") as e:
         fetch(ds, cache_dir=tmp_path / "cache")
     assert "\n" not in str(e.value)
@@ -81,10 +83,36 @@ def test_corrupt_download_is_refused_and_nothing_cached(server, tmp_path, data_d
 
 def test_missing_file_on_the_server(server, tmp_path):
     _, url, _ = server
-    ds = dataclasses.replace(DATASETS["tinyshakespeare"], url=f"{url}/nope.txt")
+    ds = dataclasses.replace(DATASETS["tinyshakespeare"], url=f"{url}/nope.txt", embedded=None)
     with pytest.raises(UserError, match="could not download"):
         fetch(ds, cache_dir=tmp_path / "cache")
     assert files_under(tmp_path / "cache") == []
+
+
+def test_embedded_copy_stands_in_for_the_download(server, tmp_path):
+    _, url, requests = server
+    ds = dataclasses.replace(DATASETS["tinyshakespeare"], url=f"{url}/input.txt")
+    cache = tmp_path / "cache"
+    got = fetch(ds, cache_dir=cache)
+    assert got == cache / "tinyshakespeare.txt" and sha(got) == ds.sha256
+    assert requests == [] and files_under(cache) == [got]
+
+
+def test_damaged_embedded_copy_is_refused_and_nothing_cached(tmp_path, monkeypatch, data_dir):
+    monkeypatch.delenv("JAX_LLM_DATA_DIR", raising=False)
+    package = tmp_path / "package"
+    package.mkdir()
+    monkeypatch.setattr(texts.resources, "files", lambda _: package)
+    packed = gzip.compress((data_dir / "tinyshakespeare.txt").read_bytes())
+    for content, msg in ((packed[: len(packed) // 2], "missing or damaged"), (packed[:-8] + bytes(8), "damaged"),
+                         (gzip.compress(b"other bytes"), "checksum mismatch"), (None, "missing")):
+        (package / "tinyshakespeare.txt.gz").unlink(missing_ok=True)
+        if content is not None:
+            (package / "tinyshakespeare.txt.gz").write_bytes(content)
+        with pytest.raises(UserError, match=msg) as e:
+            fetch(DATASETS["tinyshakespeare"], cache_dir=tmp_path / "cache")
+        assert "\n" not in str(e.value) and "reinstall jax-llm" in str(e.value)
+        assert files_under(tmp_path / "cache") == []
 
 
 def test_mirror_names_and_paths(data_dir, tmp_path):

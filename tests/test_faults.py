@@ -3,44 +3,20 @@ moments, a damaged run directory, a full disk. Each fault is forced at a chosen 
 and each run is compared with one uninterrupted run: the same losses, or a one-line refusal that leaves
 the directory as it was. docs/reliability.md lists them."""
 
-import os
-import signal
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import tiny_args
-from jax_llm.metrics import read_metrics
+from helpers import JAX_LLM, losses, run_cli, snapshot, tiny_args
 
 STEPS = 40
-
-
-def interruptible():
-    """In the child: Ctrl-C delivered as at a terminal, even when pytest itself was started in the background
-    (a shell's `&` starts it with SIGINT ignored, and children inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def run_cli(args, fault=None, **kw):
-    env = {**os.environ, "JAX_LLM_FAULT": fault} if fault else None
-    return subprocess.run([sys.executable, "-m", "jax_llm", *args], capture_output=True, text=True, env=env,
-                          timeout=600, preexec_fn=interruptible, **kw)
-
-
-def losses(run_dir):
-    return {r["step"]: r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r}
 
 
 def checkpoints(run_dir):
     d = run_dir / "checkpoints"
     return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
-
-
-def snapshot(run_dir):
-    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
 
 def assert_same_curve(run_dir, reference):
@@ -201,7 +177,7 @@ def test_a_full_disk_is_one_line_and_the_previous_checkpoint_is_intact(tmp_path,
     size_kib = (rest + int(2.6 * one)) // 1024
     mnt, kept = tmp_path / "small", tmp_path / "kept"
     mnt.mkdir()
-    cmd = " ".join([sys.executable, "-m", "jax_llm", *tiny_args(corpus, mnt / "run", STEPS, "sample_tokens=20")])
+    cmd = " ".join([*JAX_LLM, *tiny_args(corpus, mnt / "run", STEPS, "sample_tokens=20")])
     script = (f"mount -t tmpfs -o size={size_kib}k tmpfs {mnt} && {{ {cmd} 2> {tmp_path}/err; echo $? > {tmp_path}/rc; "
               f"cp -r {mnt}/run {kept}; }}")
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600)

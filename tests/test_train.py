@@ -6,7 +6,6 @@ import shutil
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import jax
@@ -14,22 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import cut_corpus, tiny_args
+from helpers import JAX_LLM, cut_corpus, losses, run_cli, snapshot, tiny_args
 from jax_llm import train
 from jax_llm.cli import main
 from jax_llm.metrics import read_metrics
 
 
-def losses(run_dir):
-    return {r["step"]: r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r}
-
-
-def run_cli(args, **kw):
-    return subprocess.run([sys.executable, "-m", "jax_llm", *args], capture_output=True, text=True, **kw)
-
-
 def start_cli(args):
-    return subprocess.Popen([sys.executable, "-m", "jax_llm", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([*JAX_LLM, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -156,11 +147,6 @@ def test_generate_from_run_directory(reference_run):
     assert r.stdout.startswith("ROMEO:") and len(r.stdout.rstrip("\n")) >= len("ROMEO:") + 10
     bad = run_cli(["generate", str(reference_run), "--top-p", "0"])
     assert bad.returncode == 2 and "top-p" in bad.stderr
-
-
-def snapshot(run_dir):
-    """Every file of a run directory with its bytes, to show that a refusal changed nothing."""
-    return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("args, setting", [

@@ -2,11 +2,13 @@
 
 Figures only compare if everyone reads the same bytes, so every named dataset is checked by sha256
 wherever it comes from. Lookup order: the mirror (`--data-dir`, else $JAX_LLM_DATA_DIR; laid out like
-../shared/data), then the cache ($JAX_LLM_CACHE_DIR, else ~/.cache/jax-llm/datasets), then a download
-into the cache. A download is written to a temporary file, verified, then renamed: a corrupt or
-interrupted download never leaves anything in the cache. Any other value is taken as a text file path.
+../shared/data), then the cache ($JAX_LLM_CACHE_DIR, else ~/.cache/jax-llm/datasets), then the copy
+embedded in the package (`tinyshakespeare` only: it needs no network), then a download into the cache.
+An embedded copy or a download is written to a temporary file, verified, then renamed: a corrupt or
+interrupted one never leaves anything in the cache. Any other value is taken as a text file path.
 """
 
+import gzip
 import http.client
 import os
 import shutil
@@ -15,11 +17,15 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from jax_llm import texts
 from jax_llm.errors import UserError
 from jax_llm.textfile import sha256_of
+
+DEFAULT_TEXT = "tinyshakespeare"  # what `jax-llm train` reads when given no text: embedded, so offline
 
 _WIKITEXT2_ZIP = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-raw-v1.zip"
 _WIKITEXT2_ZIP_SHA = "ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11"
@@ -33,6 +39,7 @@ class Dataset:
     url: str  # the text file, or the archive holding it as `member`
     member: str | None = None  # path inside the zip at `url`
     archive_sha256: str | None = None
+    embedded: str | None = None  # a file in jax_llm/texts/ holding the same bytes, gzip-compressed
 
 
 DATASETS = {
@@ -43,7 +50,8 @@ DATASETS = {
                 "https://ocw.mit.edu/ans7870/6/6.006/s08/lecturenotes/files/t8.shakespeare.txt"),
         Dataset("tinyshakespeare", "tinyshakespeare.txt",
                 "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-                "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"),
+                "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+                embedded="tinyshakespeare.txt.gz"),
         Dataset("wikitext2", "wikitext-2/wiki.train.raw",
                 "6707892fa3788b5ab9ed78ab5ff37d9fe825f6011a2ad4fcd6a6d467f0e7da57",
                 _WIKITEXT2_ZIP, "wikitext-2-raw/wiki.train.raw", _WIKITEXT2_ZIP_SHA),
@@ -76,13 +84,17 @@ def _verified(path: Path, sha: str, what: str) -> Path:
     return path
 
 
+class DownloadError(UserError):
+    """No network, or the server failed: the one failure a caller may answer with another text."""
+
+
 def _download(url: str, dest: Path) -> None:
     print(f"downloading {url}", file=sys.stderr)
     try:
         with urllib.request.urlopen(url, timeout=60) as r, open(dest, "wb") as f:
             shutil.copyfileobj(r, f, 1 << 20)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        raise UserError(f"could not download {url}: {e}") from None
+        raise DownloadError(f"could not download {url}: {e}") from None
 
 
 def fetch(ds: Dataset, data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
@@ -99,6 +111,8 @@ def fetch(ds: Dataset, data_dir: str | Path | None = None, cache_dir: str | Path
     if target.is_file():
         return _verified(target, ds.sha256, f"cached {ds.name} (delete it to download again)")
     cache.mkdir(parents=True, exist_ok=True)
+    if ds.embedded:
+        return _unpack_embedded(ds, target)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
         got = Path(tmp) / Path(ds.url).name
         _download(ds.url, got)
@@ -109,6 +123,20 @@ def fetch(ds: Dataset, data_dir: str | Path | None = None, cache_dir: str | Path
             return target
         _verified(got, ds.archive_sha256, f"{ds.name} archive downloaded from {ds.url}")
         return _extract(ds, got, cache)
+
+
+def _unpack_embedded(ds: Dataset, target: Path) -> Path:
+    """Decompress the package's copy of `ds`, verify it, and move it into the cache atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".embedded-") as tmp:
+        out = Path(tmp) / "text"
+        try:
+            texts.extract(ds.embedded, out)
+        except (FileNotFoundError, gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise UserError(f"the embedded {ds.name} is missing or damaged ({e}); reinstall jax-llm") from None
+        _verified(out, ds.sha256, f"the embedded {ds.name} (reinstall jax-llm)")
+        os.replace(out, target)
+    return target
 
 
 def _extract(ds: Dataset, archive: Path, cache: Path) -> Path:

@@ -29,7 +29,7 @@ WEIGHTS = "model.safetensors"
 
 
 def check_exportable(run: RunDir, m: ModelConfig) -> None:
-    if m.aux_vocab_size or m.out_vocab_size not in (0, m.vocab_size) or run.model_meta.exists():
+    if m.aux_vocab_size or m.out_vocab_size not in (0, m.vocab_size):
         raise UserError(f"{run.path} is an input-method model (codes in, words out, a second input stream): "
                         f"GPT-2 has one vocabulary and one input, so it cannot be exported to Hugging Face")
     try:

@@ -32,8 +32,6 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     loss_plot = property(lambda self: self.path / "loss.png")
-    vocab = property(lambda self: self.path / "vocab.json")  # the input method's word vocabulary
-    model_meta = property(lambda self: self.path / "model.json")  # the input method's model settings
 
     def has_checkpoints(self) -> bool:
         d = self.checkpoints

@@ -2,7 +2,7 @@
 
 `fit` does not know which job it runs: it takes aligned train/val `Streams` and a config. The
 language-modelling job (`pretrain`) prepares streams from a text file and calls it; so does the
-input method (`ime.neural.train`). Step s uses the batch and dropout key derived from (seed, s), so a
+input method (`ime.transformer.train`). Step s uses the batch and dropout key derived from (seed, s), so a
 resumed run replays an uninterrupted one step for step.
 """
 

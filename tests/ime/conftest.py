@@ -7,15 +7,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-PHRASE = "first two character input method"
-JAX_LLM = [sys.executable, "-m", "jax_llm"]
+from helpers import JAX_LLM, PHRASE
 
 
 def model_digest(model_dir: Path) -> str:
@@ -185,7 +183,7 @@ def delayed(predictor, codes: list[str]) -> Revisions:
 def revision_case(ime_lookahead_predictor, data_dir) -> Revisions:
     """The first 8 words of Shakespeare past the model's 100 KB (from word 0, 8, 16, ...) whose codes make
     the lookahead model revise a word, and leave another as it was: both are then asserted."""
-    from jax_llm.ime.codes import normalize, word_code
+    from jax_llm.ime.language.codes import normalize, word_code
 
     text = (data_dir / "tinyshakespeare.txt").read_text(encoding="utf-8")[100_000:102_000]
     codes = [word_code(w) for w in normalize(text)]

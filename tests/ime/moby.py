@@ -5,10 +5,10 @@ the same user dictionary as the session driven) is typed along, so the keys foll
 
 import re
 
-from jax_llm.ime.codes import word_code
-from jax_llm.ime.composer import Composer
-from jax_llm.ime.keys import DIGITS, NEXT_PAGE, PAGE_SIZE, PUNCTUATION, SPELL, SPELL_INSIDE, word_keys
-from jax_llm.ime.userrank import EVERY
+from jax_llm.ime.language.codes import word_code
+from jax_llm.ime.apps.composer import Composer
+from jax_llm.ime.language.keys import DIGITS, NEXT_PAGE, PAGE_SIZE, PUNCTUATION, SPELL, SPELL_INSIDE, word_keys
+from jax_llm.ime.combine import EVERY
 
 MOBY = ("Call me Ishmael. Some years ago - never mind how long precisely - having little or no money in my purse, "
         "and nothing particular to interest me on shore, I thought I would sail about a little and see the watery "

@@ -10,9 +10,10 @@ import pytest
 from flax import nnx
 
 from jax_llm.config import make_config
-from jax_llm.ime import candidates, neural
-from jax_llm.ime.codes import CODE_IDS, code_ids, normalize
-from jax_llm.ime.words import Vocab, WordCorpus
+from jax_llm.ime.transformer import candidates, job
+from jax_llm.ime.transformer.predictor import TransformerPredictor
+from jax_llm.ime.language.codes import CODE_IDS, code_ids, normalize
+from jax_llm.ime.language.words import Vocab, WordCorpus
 from jax_llm.metrics import read_metrics
 from jax_llm.model import GPT
 from jax_llm.train import fit
@@ -95,12 +96,12 @@ def test_aux_dropout_hides_previous_words_in_training_only():
 
 def test_training_follows_the_masked_softmax_curve(words, tmp_path):
     corpus = WordCorpus("x", words)
-    vocab = neural.ime_vocab(corpus)
-    train, val = neural.streams(vocab, corpus.train[:20_000], True), neural.streams(vocab, corpus.train[-3_000:], True)
+    vocab = job.ime_vocab(corpus)
+    train, val = job.streams(vocab, corpus.train[:20_000], True), job.streams(vocab, corpus.train[-3_000:], True)
     cfg = make_config("ime-small", ["n_layer=1", "n_embd=32", "block_size=16", "batch_size=8", "max_steps=24",
                                     "eval_interval=8", "eval_batches=2", "log_interval=1", "warmup_steps=4",
                                     "ckpt_interval=100"])
-    for key, value in neural.ime_sizes(vocab, True).items():
+    for key, value in job.ime_sizes(vocab, True).items():
         cfg.set(key, value)
     layout = candidates.fit_layout(vocab.code_of, train.inputs, train.targets, positions=8 * 16)
 
@@ -123,4 +124,4 @@ def test_training_follows_the_masked_softmax_curve(words, tmp_path):
 def test_an_old_model_directory_is_refused_in_one_line(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"kind": "transformer", "confirmed": True}))
     with pytest.raises(Exception, match="older jax-llm .*train it again"):
-        neural.TransformerPredictor(tmp_path)
+        TransformerPredictor(tmp_path)

@@ -2,15 +2,16 @@
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-JAX_LLM = [sys.executable, "-m", "jax_llm", "ime"]
+from helpers import JAX_LLM
+
+IME = [*JAX_LLM, "ime"]
 
 
 def run(*args):
-    return subprocess.run([*JAX_LLM, *map(str, args)], capture_output=True, text=True, timeout=600)
+    return subprocess.run([*IME, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import CODES, NUM_CODES, code_id, normalize, parse_codes, word_code
+from jax_llm.ime.language.codes import CODES, NUM_CODES, code_id, normalize, parse_codes, word_code
 from jax_llm.ime.predictor import Predictor, placeholder
 from jax_llm.ime.predictor import convert_codes as convert
 
@@ -33,13 +33,13 @@ def test_parse_codes_rejects_bad_input(bad):
     assert "\n" not in str(e.value)
 
 
-class Table:
+class Table(Predictor):
     """A fake model: fixed candidates per code; records the contexts it was given."""
 
     def __init__(self, table):
         self.table, self.seen = table, []
 
-    def candidates(self, code, context, k=10):
+    def candidates(self, code, context, k=10, ahead=()):
         self.seen.append(list(context))
         return self.table.get(code, [])[:k]
 

@@ -6,14 +6,15 @@ import re
 import pytest
 
 from jax_llm.errors import UserError
-from jax_llm.ime.composer import Composer, check_keys, compose
-from jax_llm.ime.keys import PAGE_SIZE, pick_keys, spell_keys, word_keys
+from jax_llm.ime.apps.composer import Composer, check_keys, compose
+from jax_llm.ime.predictor import Predictor
+from jax_llm.ime.language.keys import PAGE_SIZE, pick_keys, spell_keys, word_keys
 
 NAMES = [f"th{a}{b}" for a in "ab" for b in "abcdefghijklmnopqrstuvwxyz"][:30]  # thaa, thab, ..., thbd
 TH = [("the", -0.5)] + [(w, -3.0 - i / 100) for i, w in enumerate(NAMES)]  # 31 candidates: 4 pages
 
 
-class Table:
+class Table(Predictor):
     """A fake model: fixed candidates per code; records each context it was given."""
 
     def __init__(self):
@@ -21,7 +22,7 @@ class Table:
                       "i ": [("i", -0.1)], "so": [("some", -0.2)], "th": TH, "a ": [("a", -0.1)]}
         self.contexts = []
 
-    def candidates(self, code, context, k=10):
+    def candidates(self, code, context, k=10, ahead=()):
         self.contexts.append(list(context))
         return self.table.get(code, [])[:k]
 

@@ -9,15 +9,14 @@ with finer damages.
 
 import shutil
 import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from helpers import JAX_LLM
 from jax_llm.errors import UserError
 
-JAX_LLM = [sys.executable, "-m", "jax_llm"]
 COMMANDS = ("convert", "type", "serve", "eval")
 
 

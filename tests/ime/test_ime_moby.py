@@ -5,18 +5,17 @@ test's small kn model; the keystroke count is printed beside the character count
 
 import shutil
 import subprocess
-import sys
 
+from helpers import JAX_LLM
 from moby import MOBY, plan, typed_keys
 from playwright.sync_api import expect
 from webpage import candidates, open_page, settled, text
 
-from jax_llm.ime.composer import Composer
-from jax_llm.ime.keys import SPELL
-from jax_llm.ime.userdict import UserDict
-from jax_llm.ime.userrank import WithUserWords
+from jax_llm.ime.apps.composer import Composer
+from jax_llm.ime.language.keys import SPELL
+from jax_llm.ime.apps.userdict import UserDict
+from jax_llm.ime.combine import WithUserWords
 
-JAX_LLM = [sys.executable, "-m", "jax_llm"]
 
 
 def mirror_of(predictor, user_dict, tmp_path, name: str) -> tuple[Composer, UserDict]:

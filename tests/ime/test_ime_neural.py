@@ -8,10 +8,12 @@ import pytest
 from flax import nnx
 
 from jax_llm.cli import main
-from jax_llm.ime import neural
-from jax_llm.ime.codes import CODE_IDS, normalize, word_code
-from jax_llm.ime.words import Vocab
-from jax_llm.ime.words import WordCorpus as Corpus
+from jax_llm.errors import UserError
+from jax_llm.ime.transformer import job
+from jax_llm.ime.transformer.predictor import TransformerPredictor, predict_split
+from jax_llm.ime.language.codes import CODE_IDS, normalize, word_code
+from jax_llm.ime.language.words import Vocab
+from jax_llm.ime.language.words import WordCorpus as Corpus
 from jax_llm.metrics import read_metrics
 from jax_llm.train import load_model
 
@@ -36,17 +38,17 @@ def model_dir(tmp_path_factory, corpus_file):
 
 def test_streams_are_aligned():
     vocab = Vocab.build(["the", "cat", "the", "a", "then"])
-    s = neural.streams(vocab, ["the", "a", "cat", "zebra"], confirmed=True)
+    s = job.streams(vocab, ["the", "a", "cat", "zebra"], confirmed=True)
     assert [int(c) for c in s.inputs] == [CODE_IDS[c] for c in ("th", "a ", "ca", "ze")]
     assert s.targets.tolist() == [vocab.index["the"], vocab.index["a"], vocab.index["cat"], 0]  # zebra: OOV
     assert s.aux.tolist() == [len(vocab), vocab.index["the"], vocab.index["a"], vocab.index["cat"]]
-    assert neural.streams(vocab, ["the"], confirmed=False).aux is None
+    assert job.streams(vocab, ["the"], confirmed=False).aux is None
 
 
 def test_lookahead_streams_read_later_codes():
     vocab = Vocab.build(["the", "cat", "the", "a"])
-    s = neural.streams(vocab, ["the", "a", "cat"], confirmed=True, lookahead=1)
-    assert s.inputs.tolist() == [CODE_IDS["a "], CODE_IDS["ca"], neural.NOT_TYPED]
+    s = job.streams(vocab, ["the", "a", "cat"], confirmed=True, lookahead=1)
+    assert s.inputs.tolist() == [CODE_IDS["a "], CODE_IDS["ca"], job.NOT_TYPED]
     assert s.targets.tolist() == [vocab.index["the"], vocab.index["a"], vocab.index["cat"]]
 
 
@@ -54,7 +56,7 @@ def test_a_lookahead_model_revises_with_the_next_code(tmp_path, corpus_file):
     out = tmp_path / "ahead"
     assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(out), "--block-size", "8",
                  "--max-steps", "30", "--quiet", "--lookahead", "1", *TINY]) == 0
-    p = neural.TransformerPredictor(out)
+    p = TransformerPredictor(out)
     assert p.lookahead == 1 and p.cfg.model.vocab_size == 703
     words = Corpus("x", normalize(corpus_file.read_text())).test[:30]
     codes = [word_code(w) for w in words]
@@ -85,10 +87,10 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(model_dir):
 
 
 def test_predictor_with_kv_cache_matches_batch_prediction(model_dir, corpus_file):
-    p = neural.TransformerPredictor(model_dir)
+    p = TransformerPredictor(model_dir)
     words = Corpus("x", normalize(corpus_file.read_text())).test[:40]
-    s = neural.streams(p.vocab, words, confirmed=True)
-    top = neural.predict_split(p.model, p.vocab, s, 3)
+    s = job.streams(p.vocab, words, confirmed=True)
+    top = predict_split(p.model, p.vocab, s, 3)
     for i in range(len(words) - 8):  # the last window of predict_split is moved back to fit: skip it
         got = [p.vocab.index[w] for w, _ in p.candidates(word_code(words[i]), words[:i], 3)]
         assert got == top[i, : len(got)].tolist(), i
@@ -96,6 +98,8 @@ def test_predictor_with_kv_cache_matches_batch_prediction(model_dir, corpus_file
     scores = [sc for _, sc in p.candidates("th", ["i", "think"], 5)]
     assert scores == sorted(scores, reverse=True) and all(sc <= 0 for sc in scores)
     assert p.candidates("qx", [], 5) == []
+    with pytest.raises(UserError, match="not a code: 'q'"):  # as every model refuses it
+        p.candidates("q", [], 5)
 
 
 def test_warm_start_from_a_word_language_model(tmp_path, corpus_file):
@@ -140,18 +144,22 @@ def test_convert_and_eval_commands_take_a_transformer_dir(model_dir, corpus_file
 
 def test_ensemble_with_kn_ranks_only_words_of_the_code(model_dir, corpus_file):
     from jax_llm.ime import ngram
-    from jax_llm.ime.ensemble import Ensemble
+    from jax_llm.ime.combine import Ensemble
 
     corpus = Corpus("x", normalize(corpus_file.read_text()))
-    t = neural.TransformerPredictor(model_dir)
+    t = TransformerPredictor(model_dir)
     kn = ngram.train("kn", corpus.train, Vocab.build(corpus.train))
     ens = Ensemble(t, kn)
-    words = corpus.words[: corpus.n_train + 30]
+    compared = range(corpus.n_train, corpus.n_train + 30)
+    # a block (8) of words past the compared positions: none of them is in the split's last window, which
+    # `predict_split` moves back to fit (giving it more context than a keystroke has)
+    words = corpus.words[: compared.stop + 8]
     codes = [word_code(w) for w in words]
     batch = ens.rank_split(codes, words, 5, start=corpus.n_train)
-    for i, ranked in zip(range(corpus.n_train, len(words)), batch):
+    assert len(batch) == len(words) - corpus.n_train
+    for i, ranked in zip(compared, batch):
         single = ens.candidates(codes[i], words[:i], 5)
-        assert [w for w, _ in single] == ranked or i >= len(words) - 8  # last window: more context in batch
+        assert [w for w, _ in single] == ranked, i
         assert all(word_code(w) == codes[i] for w in ranked)
         scores = [s for _, s in single]
         assert scores == sorted(scores, reverse=True)

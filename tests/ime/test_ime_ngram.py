@@ -5,9 +5,10 @@ import pytest
 
 from jax_llm.errors import UserError
 from jax_llm.ime import ngram
-from jax_llm.ime.codes import CODE_IDS, word_code
-from jax_llm.ime.evaluate import ContextView, hit_rates, rank
-from jax_llm.ime.words import Vocab, load_corpus
+from jax_llm.ime.language.codes import CODE_IDS, word_code
+from jax_llm.ime.predictor import ContextView
+from jax_llm.ime.study.evaluate import hit_rates
+from jax_llm.ime.language.words import Vocab, load_corpus
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_kn_candidates_have_the_typed_code_and_the_batch_hook_agrees(kn, tiny):
         early = m.rank_split(codes[:300], tiny.words[:300], 5)  # the document's start: caches nearly empty
         assert early == [[w for w, _ in m.candidates(codes[i], tiny.words[:i], 5)] for i in range(300)]
         assert all(word_code(w) == codes[start + j] for j, r in enumerate(batch) for w in r)
-    assert rank(kn, codes, tiny.words, 1, start) == [r[:1] for r in kn.rank_split(codes, tiny.words, 5, start)]
+    assert kn.rank_split(codes, tiny.words, 1, start) == [r[:1] for r in kn.rank_split(codes, tiny.words, 5, start)]
 
 
 def test_kn_beats_backoff_and_each_context_adds(kn, tiny):
@@ -114,3 +115,19 @@ def test_reproduces_the_published_backoff_table(data_dir):
         got_train = np.mean(m.top1_ids(codes[:nt]) == truth[:nt])
         got_test = np.mean(m.top1_ids(codes, nt) == truth[nt:])
         assert abs(got_train - train) <= 0.003 and abs(got_test - test) <= 0.003, (n, got_train, got_test)
+
+
+@pytest.mark.parametrize("bad", ["x", "abc", "1a", "Th", ""])
+def test_a_string_that_is_not_a_code_is_refused_by_every_model(kn, tiny, tmp_path, bad):
+    """One behaviour for a bad code, in every model and every combination: a UserError naming it (an empty
+    list would mean "no known word", which "xq" gets)."""
+    from jax_llm.ime.apps.userdict import UserDict
+    from jax_llm.ime.combine import Ensemble, WithCache, WithUserWords
+
+    backoff = ngram.Backoff.train(tiny.train, kn.vocab, 3)
+    user = UserDict(tmp_path / "d.json")
+    user.learn("xyzzy")
+    for model in (backoff, kn, WithCache(kn), Ensemble(kn, backoff), WithUserWords(kn, user)):
+        assert model.candidates("xq", ["the"], 3) == []  # a code no word has
+        with pytest.raises(UserError, match=f"not a code: {bad!r}"):
+            model.candidates(bad, ["the"], 3)

@@ -2,7 +2,7 @@
 code exactly when its ranking with that code differs from the online one (`revision_case`, found in real
 text); a word picked with a digit, spelled, or before a mark is never revised; a `kn` model never revises."""
 
-from jax_llm.ime.composer import Composer
+from jax_llm.ime.apps.composer import Composer
 from jax_llm.ime.predictor import convert_codes
 
 

@@ -3,16 +3,15 @@
 import http.client
 import json
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from helpers import JAX_LLM, PHRASE
 from jax_llm.cli import build_parser
+from jax_llm.ime.language import keys
 
-PHRASE = "first two character input method"  # spliced into the test model's corpus (conftest.py)
-JAX_LLM = [sys.executable, "-m", "jax_llm"]
 
 
 def request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
@@ -121,6 +120,7 @@ def test_page_and_info_are_served(ime_server):
     status, info, _ = request(ime_server, "GET", "/api/info")
     assert status == 200 and info["limits"]["body_bytes"] == 65536 and info["learning"] is False
     assert info["lookahead"] == 0
+    assert info["keys"] == keys.page_keys() and info["keys"]["SPELL"] == keys.SPELL  # the page's only copy
 
 
 BIG = b'{"code": "fi", "context": [' + b'"the",' * 11000 + b'"the"]}'  # about 66 KB

@@ -4,8 +4,9 @@ import math
 
 import pytest
 
-from jax_llm.ime.evaluate import keys_saved
-from jax_llm.ime.session_cache import RecentWords, WithCache, mix
+from jax_llm.ime.study.evaluate import keys_saved
+from jax_llm.ime.predictor import Predictor
+from jax_llm.ime.combine import RecentWords, WithCache, mix
 
 
 def test_keys_saved_counts_codes_picks_pages_and_spelling():
@@ -39,10 +40,10 @@ def test_mixing_the_caches_raises_a_repeated_word():
     assert [w for w, _ in mix(ranked, [], 2)] == ["the", "thee"]
 
 
-class Fixed:
+class Fixed(Predictor):
     """A model that always ranks the same two words."""
 
-    def candidates(self, code, context, k=10):
+    def candidates(self, code, context, k=10, ahead=()):
         return [("the", math.log(0.7)), ("thee", math.log(0.3))][:k]
 
 

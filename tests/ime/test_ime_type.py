@@ -2,16 +2,14 @@
 capitals, punctuation, spelling in full, `--output`, and the user dictionary across sessions."""
 
 import subprocess
-import sys
 
 import pexpect
 import pytest
 
-from jax_llm.ime.userdict import UserDict
-from jax_llm.ime.userrank import WithUserWords
+from helpers import JAX_LLM, PHRASE
+from jax_llm.ime.apps.userdict import UserDict
+from jax_llm.ime.combine import WithUserWords
 
-PHRASE = "first two character input method"  # spliced into the test model's corpus (conftest.py)
-JAX_LLM = [sys.executable, "-m", "jax_llm"]
 
 
 def top(predictor, code: str, context: list[str], n: int = 1) -> str:

@@ -1,5 +1,5 @@
 """The user dictionary: its file (atomic, shared by two sessions, a damaged one refused and left alone),
-`jax-llm ime dict`, and how its words rank beside a model's (userrank.py)."""
+`jax-llm ime dict`, and how its words rank beside a model's (`combine.WithUserWords`)."""
 
 import json
 import math
@@ -8,11 +8,13 @@ import sys
 
 import pytest
 
+from helpers import JAX_LLM
 from jax_llm.errors import UserError
-from jax_llm.ime.userdict import UserDict, default_path
-from jax_llm.ime.userrank import PRIOR, WithUserWords
+from jax_llm.ime.apps.userdict import UserDict, default_path
+from jax_llm.ime.predictor import Predictor
+from jax_llm.ime.combine import PRIOR, WithUserWords
 
-JAX_LLM = [sys.executable, "-m", "jax_llm", "ime"]
+IME = [*JAX_LLM, "ime"]
 
 
 def test_learn_unlearn_forget_and_the_file(tmp_path):
@@ -54,7 +56,7 @@ def test_default_path_follows_xdg_data_home(monkeypatch, tmp_path):
 
 LEARNER = """
 import sys
-from jax_llm.ime.userdict import UserDict
+from jax_llm.ime.apps.userdict import UserDict
 d = UserDict(sys.argv[1])
 for i in range(40):
     d.learn("shared")
@@ -89,7 +91,7 @@ def test_a_damaged_dictionary_is_refused_in_one_line_and_left_alone(tmp_path, co
     with pytest.raises(UserError) as e:
         UserDict(path)
     assert str(path) in str(e.value) and says in str(e.value) and "\n" not in str(e.value)
-    r = subprocess.run([*JAX_LLM, "dict", "list", "--user-dict", str(path)], capture_output=True, text=True,
+    r = subprocess.run([*IME, "dict", "list", "--user-dict", str(path)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1
     assert path.read_bytes() == content
@@ -110,7 +112,7 @@ def test_dict_list_and_forget_commands(tmp_path):
     d = UserDict(path)
     for w in ["ishmael", "ishmael", "queequeg", "ahab", "ahab", "ahab"]:
         d.learn(w)
-    run = lambda *a: subprocess.run([*JAX_LLM, "dict", *a, "--user-dict", str(path)], capture_output=True,  # noqa: E731
+    run = lambda *a: subprocess.run([*IME, "dict", *a, "--user-dict", str(path)], capture_output=True,  # noqa: E731
                                     text=True, timeout=120)
     r = run("list")
     assert r.returncode == 0 and [line.split() for line in r.stdout.splitlines()] == [
@@ -124,12 +126,12 @@ def test_dict_list_and_forget_commands(tmp_path):
     assert r.returncode == 0 and r.stdout.split() == ["2", "ishmael"]
 
 
-class Model:
+class Model(Predictor):
     """A fake model with log-probabilities over the code's words."""
 
     table = {"is": [("is", math.log(0.9)), ("isle", math.log(0.06)), ("island", math.log(0.04))]}
 
-    def candidates(self, code, context, k=10):
+    def candidates(self, code, context, k=10, ahead=()):
         return self.table.get(code, [])[:k]
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from helpers import PHRASE
 from webpage import candidates, open_page, settled, text
 
-PHRASE = "first two character input method"  # spliced into the test model's corpus (conftest.py)
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 

@@ -6,27 +6,26 @@ import time
 from pathlib import Path
 
 from jax_llm.errors import UserError
-from jax_llm.ime import neural_cli, serve, type_session, userdict
+from jax_llm.ime.apps import serve, terminal, userdict
+from jax_llm.ime.language.keys import IN_SHORT
+from jax_llm.ime.transformer import cli as transformer_cli
 
 CONVERT_HELP = """Converts typed keys into text, online (each word is chosen knowing only its own and
-the earlier codes; earlier choices are the context), in the typing language of `jax-llm ime type`: two
-letters a word, a letter followed by a space or by the end is a one-letter word ("i am" -> i, am); a
-capital first letter capitalises the word; a digit after a code picks that candidate, `>` the next nine,
-`/word` spells a word in full; punctuation . , ; : ! ? ' " ( ) - and other digits pass through. A key
+the earlier codes; earlier choices are the context), in the typing language of `jax-llm ime type`. A key
 that does nothing (an unknown character, a digit with no such candidate) is refused: one line on stderr,
 exit status 2. A code no known word has is shown as [xy?] and the conversion goes on. A model trained
 with `--lookahead K` ranks each word accepted by typing on again as the next K codes come, and may
-replace it. Nothing is learnt, and the user dictionary is not read: the model alone converts."""
+replace it. Nothing is learnt, and the user dictionary is not read: the model alone converts. """ + IN_SHORT
 
 
 def add_parser(subparsers) -> None:
     ime = subparsers.add_parser("ime", help="first-two-character input method")
     ime_sub = ime.add_subparsers(dest="ime_command", metavar="COMMAND", required=True)
     _add_ngram_commands(ime_sub)  # jax-llm ime train-ngram / eval / convert: n-grams and the harness
-    type_session.add_parser(ime_sub)  # jax-llm ime type: as-you-type terminal / pipe
+    terminal.add_parser(ime_sub)  # jax-llm ime type: as-you-type terminal / pipe
     serve.add_parser(ime_sub)  # jax-llm ime serve: web page and JSON API
     userdict.add_parser(ime_sub)  # jax-llm ime dict list / forget: the user dictionary
-    neural_cli.add_parser(ime_sub)  # jax-llm ime train / export-words: the Transformer
+    transformer_cli.add_parser(ime_sub)  # jax-llm ime train / export-words: the Transformer
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -50,7 +49,7 @@ def _add_ngram_commands(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="the study's table: train/test accuracy, top-3/5, OOV, µs/prediction",
-                       description="Score models with the harness (jax_llm.ime.evaluate) on the 90/10 split.")
+                       description="Score models with the harness (jax_llm.ime.study.evaluate) on the 90/10 split.")
     _data_args(p)
     p.add_argument("--model", required=True, action="append",
                    help="backoff or kn (trained here on the train split), or a model directory (n-gram or "
@@ -71,7 +70,7 @@ def _add_ngram_commands(sub) -> None:
 
 
 def _corpus_and_vocab(args):
-    from jax_llm.ime.words import Vocab, load_corpus
+    from jax_llm.ime.language.words import Vocab, load_corpus
 
     corpus = load_corpus(args.dataset, args.data_dir)
     vocab = Vocab.build(corpus.words if args.whole_file_vocab else corpus.train)
@@ -90,16 +89,10 @@ def cmd_train(args) -> int:
     ngram.save(model, args.out, {"dataset": args.dataset, "vocab": "whole file" if args.whole_file_vocab else "train",
                                  "train_words": corpus.n_train, "train_seconds": round(seconds, 2),
                                  "train_cpu_seconds": round(cpu, 2)})
-    detail = f"order {model.order}" if args.model == "backoff" else _kn_label(model)[1]
+    detail = f"order {model.order}" if args.model == "backoff" else model.label[1]
     print(f"trained {args.model} ({detail}) on {corpus.n_train:,} words of {args.dataset} in {seconds:.1f} s "
           f"({cpu:.1f} s CPU) -> {args.out}")
     return 0
-
-
-def _kn_label(model) -> tuple[str, str]:
-    c = model.config
-    order = f"c{c.code_order}" + ("" if c.context == "codes" else f" w{c.word_order}")
-    return f"kn {c.context}", order
 
 
 def _orders(spec: str | None, default: list[int]) -> list[int]:
@@ -118,7 +111,7 @@ def _orders(spec: str | None, default: list[int]) -> list[int]:
 
 
 def cmd_eval(args) -> int:
-    from jax_llm.ime import evaluate
+    from jax_llm.ime.study import evaluate
 
     corpus, vocab = _corpus_and_vocab(args)
     rows, say = [], (lambda s: print(s, file=sys.stderr))
@@ -159,16 +152,15 @@ def _eval_model(spec, args, corpus, vocab, run, say) -> None:
         else:
             for context in ngram.CONTEXTS:
                 m = model.with_config(context=context)
-                run(m, *_kn_label(m))
+                run(m, f"kn {context}", m.label[1])
     else:
         model = load_predictor(spec)
-        name = getattr(model, "kind", "model")
-        order = str(getattr(model, "order", "")) if name != "kn" else _kn_label(model)[1]
-        run(model, f"{name} ({spec})", order)
+        name, settings = model.label
+        run(model, f"{name} ({spec})", settings)
 
 
 def cmd_convert(args) -> int:
-    from jax_llm.ime.composer import check_keys, compose
+    from jax_llm.ime.apps.composer import check_keys, compose
     from jax_llm.ime.predictor import load_predictor
 
     if args.top_k < 1:

@@ -3,13 +3,15 @@ the file and what is wrong with it (a `UserError`), never a traceback, and nothi
 
 Each file kind is read in one place, shared by every command (`convert`, `type`, `serve`, `eval`):
 model.json by `read_meta` here; vocab.json by `words.Vocab.load`; arrays.npz by `ngram.store.load`;
-config.json and checkpoints/ (the Transformer's) by `neural.read_model`.
+config.json and checkpoints/ (the Transformer's) by `transformer.predictor.TransformerPredictor`.
 """
 
 import json
 from pathlib import Path
 
 from jax_llm.errors import UserError, one_line
+
+META_FILE, VOCAB_FILE = "model.json", "vocab.json"  # an input-method model's own files
 
 # model.json: the keys each kind of model needs, and their types
 KINDS = {
@@ -72,7 +74,7 @@ def read_json(path: Path, fields: dict[str, type]) -> dict:
 
 def read_meta(model_dir: Path) -> dict:
     """model.json: the model's kind and the settings that kind needs."""
-    path = Path(model_dir) / "model.json"
+    path = Path(model_dir) / META_FILE
     meta = read_json(path, {"kind": str})
     if meta["kind"] not in KINDS:
         raise UserError(f"{path}: unknown model kind {meta['kind']!r} (one of: {', '.join(KINDS)})")

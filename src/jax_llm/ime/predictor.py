@@ -1,38 +1,74 @@
-"""The one interface every FTCIM model offers, so the harness, `convert_codes`, the terminal and the web
-server never need to know which model they drive (an n-gram model or the Transformer).
+"""The one interface every input-method model offers (`Predictor`), so the harness, the composer, the
+terminal and the web server never need to know which model they drive; what they share about a
+conversion (`convert_codes`, the placeholder of a code with no known word); and `load_predictor`.
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import parse_codes
+from jax_llm.ime.language.codes import parse_codes
 from jax_llm.ime.modelfiles import read_meta
 
-
-@runtime_checkable
-class Predictor(Protocol):
-    def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
-        """Ranked (word, score) for typed `code`, given confirmed previous words `context` (oldest first);
-        score = log-prob or comparable, higher better. Every word returned has code `code`; an empty
-        list means the model knows no word with that code."""
-        ...
+if TYPE_CHECKING:
+    from jax_llm.ime.language.words import Vocab
 
 
-def lookahead(predictor) -> int:
-    """How many codes after a word the model reads to rank it (`ime train --lookahead K`); 0 for a model
-    without that (every n-gram model), which never sees later codes."""
-    return getattr(predictor, "lookahead", 0)
+class ContextView(Sequence):
+    """words[:end] without copying (the harness's context for position `end`)."""
+
+    def __init__(self, words: Sequence[str], end: int):
+        self.words, self.end = words, end
+
+    def __len__(self) -> int:
+        return self.end
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.words[j] for j in range(self.end)[i]]
+        if i < 0:
+            i += self.end
+        if not 0 <= i < self.end:
+            raise IndexError(i)
+        return self.words[i]
 
 
-def ranked(predictor, code: str, context: Sequence[str], k: int, ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
-    """`predictor.candidates`, with the codes typed after `code` for a lookahead model (the revised
-    ranking); another model is asked as always, so it needs no `ahead` parameter."""
-    if ahead and lookahead(predictor):
-        return predictor.candidates(code, context, k, ahead=ahead)
-    return predictor.candidates(code, context, k)
+class Predictor(ABC):
+    """An input-method model: the words of a typed code, ranked given the words confirmed before it.
+
+    A model implements `candidates`; it overrides `scored_split` or `rank_split` when it can rank a whole
+    split faster than position by position (the harness's batch), keeping their online rule.
+    """
+
+    vocab: "Vocab | None" = None  # the words it can propose (the harness's OOV rate); None when it has none
+    lookahead: int = 0  # codes after a word it reads to rank it (`ime train --lookahead K`); 0: online
+
+    @abstractmethod
+    def candidates(self, code: str, context: Sequence[str], k: int = 10,
+                   ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
+        """At most `k` (word, score) for typed `code`, best first, given the confirmed previous words
+        `context` (oldest first); score = log-prob or comparable, higher better. Every word returned has
+        code `code`; an empty list means the model knows no word with that code. A string that is not a
+        code raises UserError (`codes.code_id`). `ahead`: the codes typed after `code`, read by a lookahead
+        model (up to its `lookahead`) and ignored by any other."""
+
+    @property
+    def label(self) -> tuple[str, str]:
+        """(model, settings): the first two columns of its row in the harness's table."""
+        return "model", ""
+
+    def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int,
+                     start: int = 0) -> list[list[tuple[str, float]]]:
+        """`candidates` at each position i in start..len(codes)-1, online: position i reads codes[:i+1] and
+        words[:i] (the true words, as confirmed) only, never a later code."""
+        return [self.candidates(codes[i], ContextView(words, i), k) for i in range(start, len(codes))]
+
+    def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
+        """The words of `scored_split`, without their scores."""
+        return [[w for w, _ in row] for row in self.scored_split(codes, words, k, start)]
 
 
 def placeholder(code: str) -> str:
@@ -106,7 +142,7 @@ def load_predictor(path_or_name: str | Path) -> Predictor:
 
     p = Path(path_or_name)
     if p.is_dir() and read_meta(p)["kind"] == "transformer":
-        from jax_llm.ime.neural import TransformerPredictor  # imports JAX: only for a Transformer
+        from jax_llm.ime.transformer.predictor import TransformerPredictor  # imports JAX: only for a Transformer
 
         return TransformerPredictor(p)
     if p.is_dir():

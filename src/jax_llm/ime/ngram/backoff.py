@@ -7,9 +7,10 @@ from typing import NamedTuple
 import numpy as np
 
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import NUM_CODES, code_ids
+from jax_llm.ime.language.codes import NUM_CODES, code_id, code_ids
 from jax_llm.ime.ngram.sorted_keys import find
-from jax_llm.ime.words import Vocab
+from jax_llm.ime.language.words import Vocab
+from jax_llm.ime.predictor import Predictor
 
 
 class BackoffLevel(NamedTuple):
@@ -22,7 +23,7 @@ class BackoffLevel(NamedTuple):
     ON_DISK = ("keys", "starts", "words", "counts")  # names in arrays.npz, suffixed by the order k
 
 
-class Backoff:
+class Backoff(Predictor):
     """The published baseline. Scores are (context order + relative frequency): ranks, not probabilities."""
 
     kind = "backoff"
@@ -77,10 +78,14 @@ class Backoff:
                 break
         return out[:k]
 
-    def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
+    @property
+    def label(self) -> tuple[str, str]:
+        return "backoff", str(self.order)
+
+    def candidates(self, code: str, context: Sequence[str], k: int = 10,
+                   ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
+        code_id(code)  # a string that is not a code: UserError
         codes = code_ids([*context[-(self.order - 1) :], code] if self.order > 1 else [code])
-        if codes[-1] < 0:
-            return []
         rows = []
         for j in range(1, self.order + 1):
             if len(codes) < j or (codes[-j:] < 0).any():
@@ -89,8 +94,7 @@ class Backoff:
         return self._ranked(rows, k)
 
     def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
-        """Batch hook for the harness (see evaluate.py): top-k at positions start.. (codes only, so the
-        confirmed words are not needed)."""
+        """`Predictor.rank_split` from the codes alone (the confirmed words are not needed); top-1 all in numpy."""
         rows = self._rows(code_ids(codes))[start:]
         if k > 1:
             return [[w for w, _ in self._ranked(r, k)] for r in rows.tolist()]

@@ -5,9 +5,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jax_llm.ime.codes import code_ids
+from jax_llm.ime.language.codes import code_ids
 from jax_llm.ime.ngram.sorted_keys import ranges
-from jax_llm.ime.words import Vocab
+from jax_llm.ime.language.words import Vocab
 
 
 class ConfirmedWords:

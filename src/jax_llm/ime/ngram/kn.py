@@ -11,10 +11,11 @@ from typing import NamedTuple
 import numpy as np
 
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import CODE_IDS, NUM_CODES, code_ids
+from jax_llm.ime.language.codes import NUM_CODES, code_id, code_ids
 from jax_llm.ime.ngram.cache import ConfirmedWords, cache_probs, cache_probs_batch
 from jax_llm.ime.ngram.kn_table import KNTable
-from jax_llm.ime.words import Vocab
+from jax_llm.ime.language.words import Vocab
+from jax_llm.ime.predictor import Predictor
 
 
 @dataclass
@@ -65,7 +66,7 @@ def _history(symbols: np.ndarray, positions: np.ndarray, order: int, bos: int) -
     return np.stack(cols, 1) if cols else np.zeros((len(positions), 0), np.int64)
 
 
-class KN:
+class KN(Predictor):
     """Codes-context KN + confirmed-words-context KN + recency cache, candidates = the typed code's words."""
 
     kind = "kn"
@@ -111,11 +112,15 @@ class KN:
     def _names(self, code: int, extra_by_code) -> list[str]:
         return [self.vocab.words[i] for i in self.vocab.by_code[code].tolist()] + extra_by_code.get(code, [])
 
-    def candidates(self, code: str, context: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
+    @property
+    def label(self) -> tuple[str, str]:
+        c = self.config
+        return "kn", f"c{c.code_order}" + ("" if c.context == "codes" else f" w{c.word_order}")
+
+    def candidates(self, code: str, context: Sequence[str], k: int = 10,
+                   ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
         """One keystroke: scalar lookups only (the same numbers as `rank_split`, which batches them)."""
-        typed = CODE_IDS.get(code, -1)
-        if typed < 0:
-            return []
+        typed = code_id(code)
         cfg = self.config
         n_cand = len(self.vocab.by_code[typed])
         new_words: list[str] = []
@@ -197,7 +202,7 @@ class KN:
                 yield CodeGroup(code, pos, p_codes, p_words, p_cache, names)
 
     def rank_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
-        """Batch hook for the harness (see evaluate.py): top-k words at positions start.., grouped by code."""
+        """`Predictor.rank_split` with the positions grouped by code (`components`)."""
         out: list[list[str]] = [[] for _ in range(len(codes) - start)]
         for group in self.components(codes, words, start):
             p = self._mix(group.p_codes, group.p_words, group.p_cache)

@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jax_llm.ime.codes import NUM_CODES
+from jax_llm.ime.language.codes import NUM_CODES
 from jax_llm.ime.ngram.sorted_keys import find, find_one, ranges
-from jax_llm.ime.words import Vocab
+from jax_llm.ime.language.words import Vocab
 
 
 class KNLevel(NamedTuple):

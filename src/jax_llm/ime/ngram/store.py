@@ -1,8 +1,10 @@
 """n-gram model directories: training a model by kind, saving (model.json, vocab.json, arrays.npz) and
-loading it, and the default model: one trained on `shakespeare` once and cached."""
+loading it, and the default model: one trained on `shakespeare` once and cached (on the embedded
+`tinyshakespeare` where `shakespeare` cannot be downloaded)."""
 
 import json
 import os
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, fields
@@ -10,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_llm.datasets import cache_root
+from jax_llm.datasets import DEFAULT_TEXT, DownloadError, cache_root
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import NUM_CODES
+from jax_llm.ime.language.codes import NUM_CODES
 from jax_llm.ime.modelfiles import check_fields, read_meta, unreadable
 from jax_llm.ime.ngram.backoff import Backoff, BackoffLevel
 from jax_llm.ime.ngram.kn import KN, KNConfig
 from jax_llm.ime.ngram.kn_table import KNLevel, KNTable
 from jax_llm.ime.ngram.tune import train_kn
-from jax_llm.ime.words import Vocab, load_corpus
+from jax_llm.ime.language.words import Vocab, load_corpus
 
 MODEL_KINDS = ("backoff", "kn")
 FORMAT_VERSION = 1
@@ -114,15 +116,25 @@ def load(path: Path):
               KNConfig(**meta["config"]))
 
 
-def default_model_dir(kind: str) -> Path:
-    return cache_root("models") / f"{kind}-shakespeare"
+def default_model_dir(kind: str, dataset: str = "shakespeare") -> Path:
+    return cache_root("models") / f"{kind}-{dataset}"
 
 
 def load_or_train_default(kind: str):
-    """The `kind` model trained on `shakespeare` (train split, train-only vocabulary), cached."""
+    """The `kind` model trained on `shakespeare` (train split, train-only vocabulary), cached. Where that
+    text cannot be downloaded, the same model on the embedded text: the input method works offline."""
     d = default_model_dir(kind)
-    if not (d / "model.json").is_file():
+    if (d / "model.json").is_file():
+        return load(d)
+    try:
         corpus = load_corpus("shakespeare")
-        vocab = Vocab.build(corpus.train)
-        save(train(kind, corpus.train, vocab), d, {"dataset": "shakespeare", "vocab": "train"})
+    except DownloadError as e:
+        print(f"jax-llm: {e}; using the {kind} model trained on the embedded {DEFAULT_TEXT} instead",
+              file=sys.stderr)
+        d = default_model_dir(kind, DEFAULT_TEXT)
+        if (d / "model.json").is_file():
+            return load(d)
+        corpus = load_corpus(DEFAULT_TEXT)
+    vocab = Vocab.build(corpus.train)
+    save(train(kind, corpus.train, vocab), d, {"dataset": corpus.name, "vocab": "train"})
     return load(d)

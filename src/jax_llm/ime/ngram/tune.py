@@ -8,7 +8,7 @@ import numpy as np
 from jax_llm.errors import UserError
 from jax_llm.ime.ngram.cache import ConfirmedWords
 from jax_llm.ime.ngram.kn import KN, CodeGroup, KNConfig, blend
-from jax_llm.ime.words import Vocab, dev_split
+from jax_llm.ime.language.words import Vocab, dev_split
 
 WORD_WEIGHTS = (0.5, 0.7, 0.8, 0.9, 0.95)
 CACHE_WEIGHTS = [(c, b) for c in (0.1, 0.2, 0.3, 0.4, 0.5) for b in (0.0, 0.1, 0.2, 0.3)]  # (cache, bigram)

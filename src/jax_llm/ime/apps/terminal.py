@@ -1,10 +1,7 @@
 """`jax-llm ime type`: the input method as you type it, in a terminal or over a pipe.
 
-The keys are the typing language of `composer.py` (the web page at `jax-llm ime serve` follows the same):
-two letters a word (a capital first letter capitalises it), space/Enter/typing on accept, 1-9 pick,
-`>` shows the next nine candidates, `/` spells a word in full (space or Enter ends it), `. , ; : ! ? ' " ( ) -`
-and digits pass through, Backspace takes back a letter or the last word. Words spelled in full, and words
-picked when they were not the top candidate, are learnt in the user dictionary (`userdict.py`) and offered
+The keys are the typing language (`language.keys`; the web page of `jax-llm ime serve` speaks the same).
+Words spelled in full, and words picked when they were not the top candidate, are learnt in the user dictionary (`apps/userdict.py`) and offered
 in later sessions; `--no-learn` only reads it. A model trained with `--lookahead K` may replace a word
 accepted by typing on once the next codes arrive (the composer's revisions); the status line says so.
 
@@ -18,15 +15,16 @@ import argparse
 import os
 import re
 import shutil
+import textwrap
 import sys
 from pathlib import Path
 
 from jax_llm.errors import UserError
-from jax_llm.ime import userdict
-from jax_llm.ime.composer import ENTER, Composer, cased
-from jax_llm.ime.keys import NEXT_PAGE, SPELL
+from jax_llm.ime.apps import userdict
+from jax_llm.ime.apps.composer import Composer, cased
+from jax_llm.ime.language.keys import ENTER, IN_SHORT, NEXT_PAGE, SPELL
 from jax_llm.ime.predictor import load_predictor
-from jax_llm.ime.userrank import WithUserWords
+from jax_llm.ime.combine import WithUserWords
 
 
 def run_pipe(composer: Composer, stdin, stdout) -> None:
@@ -47,9 +45,7 @@ def run_pipe(composer: Composer, stdin, stdout) -> None:
 
 REVERSE, DIM, RESET = "\x1b[7m", "\x1b[2m", "\x1b[0m"
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)?", re.S)
-BANNER = ("Type each word as its first two letters, a one-letter word as the letter and space; a capital first\r\n"
-          "letter capitalises it. . , ; : ! ? ' \" ( ) - and digits pass through. Typing on accepts the shown\r\n"
-          "word; Enter on nothing starts a new line; Ctrl-C quits.\r\n")
+BANNER = textwrap.fill(IN_SHORT + " Enter on nothing starts a new line; Ctrl-C quits.", 100).replace("\n", "\r\n") + "\r\n"
 HELP = f"space/Enter accept | 1-9 pick | {NEXT_PAGE} more | {SPELL}word spell | Bksp undo | Ctrl-D done"
 SPELLING = "spelling a word: letters, digits, ' -; space or Enter ends it, Backspace erases"
 
@@ -152,7 +148,7 @@ def type_command(args) -> int:
 def add_parser(ime_subparsers) -> None:
     p = ime_subparsers.add_parser(
         "type", help="type codes, see words as you type (terminal; or codes on stdin, words on stdout)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__ + "\n" + textwrap.fill(IN_SHORT, 100), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="kn",
                    help="model directory from `jax-llm ime train-ngram`, or kn/backoff (default: kn, "
                         "trained on shakespeare once and cached)")

@@ -1,6 +1,6 @@
 """The writer's own words, kept across sessions: a JSON file, `{"format": 1, "words": {"ishmael": 2, ...}}`,
 each word (lowercase a-z) with the number of times it was learnt (spelled in full, or picked when it was not
-the top candidate) less the times that was undone. `userrank.WithUserWords` ranks them beside any model's.
+the top candidate) less the times that was undone. `combine.WithUserWords` ranks them beside any model's.
 
 Where: `--user-dict PATH`, else `$XDG_DATA_HOME/jax-llm/user-dict.json` (`~/.local/share/...` without
 XDG_DATA_HOME). Every change is one locked read-modify-write: under `fcntl.flock` on `PATH.lock` the file
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import LETTERS, word_code
+from jax_llm.ime.language.codes import LETTERS, word_code
 from jax_llm.ime.modelfiles import json_type, unreadable
 
 FORMAT = 1

@@ -7,7 +7,8 @@
                        -> {"words": [...], "text": "First two, character input method.",
                            "steps": [{"kind", "code", "word", "known", "candidates"}, ...]}
     POST /api/learn    {"word": "ishmael", "undo": false} -> {"word": "ishmael", "learnt": true, "count": 1}
-    GET  /api/info     -> {"model": ..., "lookahead": 0, "learning": true, "limits": {...}}
+    GET  /api/info     -> {"model": ..., "lookahead": 0, "learning": true, "limits": {...}, "keys": {...}}
+                       ("keys": the typing language's constants, `keys.page_keys`: the page has no copy)
     GET  /             the page (static/index.html, ime.js, ime.css: plain files, no build step)
 
 A code is two letters a-z, or one letter (a one-letter word's code; "i" and "i " are the same). Context
@@ -28,9 +29,10 @@ import sys
 from importlib import resources
 
 from jax_llm.errors import UserError
-from jax_llm.ime import userdict
-from jax_llm.ime.codes import LETTERS
-from jax_llm.ime.predictor import Predictor, lookahead, ranked
+from jax_llm.ime.apps import userdict
+from jax_llm.ime.language import keys
+from jax_llm.ime.language.codes import LETTERS
+from jax_llm.ime.predictor import Predictor
 
 MAX_BODY = 64 * 1024
 MAX_CONTEXT_WORDS = 1000
@@ -112,11 +114,11 @@ def predict(predictor: Predictor, data: dict) -> dict:
     context = parse_context(data.get("context"))
     k = _int_field(data, "k", 9, MAX_K)
     ahead = parse_ahead(data.get("ahead"))
-    return {"code": code, "candidates": _candidates(ranked(predictor, code, context, k, ahead))}
+    return {"code": code, "candidates": _candidates(predictor.candidates(code, context, k, ahead))}
 
 
 def convert(predictor: Predictor, data: dict) -> dict:
-    from jax_llm.ime.composer import compose, render
+    from jax_llm.ime.apps.composer import compose, render
 
     codes = data.get("codes")
     if not isinstance(codes, str):
@@ -173,14 +175,14 @@ async def read_json(request) -> dict:
 
 def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserDict | None" = None):
     """The Starlette app around one loaded model (ranked with `user`'s words when the caller wraps it so:
-    `userrank.WithUserWords`), changing `user` only through /api/learn."""
+    `combine.WithUserWords`), changing `user` only through /api/learn."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    pages = {path: (resources.files("jax_llm.ime").joinpath("static", name).read_bytes(), media)
+    pages = {path: (resources.files("jax_llm.ime.apps").joinpath("static", name).read_bytes(), media)
              for path, (name, media) in STATIC.items()}
 
     def error(status: int, message: str) -> JSONResponse:
@@ -205,10 +207,11 @@ def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserD
         return JSONResponse(await run_in_threadpool(learn, user, data), headers=HEADERS)
 
     async def api_info(request):
-        return JSONResponse({"model": model_name, "lookahead": lookahead(predictor),
+        return JSONResponse({"model": model_name, "lookahead": predictor.lookahead,
                              "learning": bool(user and user.learning), "limits": {
             "body_bytes": MAX_BODY, "context_words": MAX_CONTEXT_WORDS, "word_chars": MAX_WORD_CHARS,
-            "codes_chars": MAX_CODES_CHARS, "k": MAX_K, "ahead": MAX_AHEAD}}, headers=HEADERS)
+            "codes_chars": MAX_CODES_CHARS, "k": MAX_K, "ahead": MAX_AHEAD}, "keys": keys.page_keys()},
+            headers=HEADERS)
 
     async def on_api_error(request, exc: ApiError):
         return error(exc.status, str(exc))
@@ -249,7 +252,7 @@ def serve_command(args) -> int:
     import uvicorn
 
     from jax_llm.ime.predictor import load_predictor
-    from jax_llm.ime.userrank import WithUserWords
+    from jax_llm.ime.combine import WithUserWords
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0..65535, got {args.port}")

@@ -16,12 +16,11 @@ A model is scored one of two ways:
 
 * per position, through `Predictor.candidates(code, context, k)`, with `context` a no-copy view of the
   true words before the position (`ContextView`);
-* in batch, when the model offers the hook
-  `rank_split(codes: list[str], words: list[str], k: int, start: int = 0) -> list[list[str]]`:
-  one call per split returning, for each position i in start..len(codes)-1, its top-k words (best
-  first; fewer, or none, allowed). The hook must keep the online rule above: position i may read
-  codes[:i+1] and words[:i] only. The n-gram models use it to score positions grouped by code; a
-  Transformer computes all positions of a split in one causal pass.
+* in batch, through `Predictor.rank_split(codes, words, k, start)`: one call per split returning, for
+  each position i in start..len(codes)-1, its top-k words (best first; fewer, or none, allowed), under
+  the online rule above. By default it asks `candidates` position by position (`ContextView`); the
+  n-gram models override it to score positions grouped by code, and the Transformer computes all the
+  positions of a split in one causal pass.
 """
 
 import json
@@ -32,36 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_llm.ime.codes import word_code
-from jax_llm.ime.keys import word_keys
+from jax_llm.ime.language.codes import word_code
+from jax_llm.ime.language.keys import word_keys
 from jax_llm.ime.predictor import Predictor
-from jax_llm.ime.words import WordCorpus
-
-
-class ContextView(Sequence):
-    """words[:end] without copying (the harness's context for position `end`)."""
-
-    def __init__(self, words: Sequence[str], end: int):
-        self.words, self.end = words, end
-
-    def __len__(self) -> int:
-        return self.end
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self.words[j] for j in range(self.end)[i]]
-        if i < 0:
-            i += self.end
-        if not 0 <= i < self.end:
-            raise IndexError(i)
-        return self.words[i]
-
-
-def rank(predictor: Predictor, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0) -> list[list[str]]:
-    """Top-k words at positions start..len(codes)-1 (the batch hook when the model has one)."""
-    if hasattr(predictor, "rank_split"):
-        return predictor.rank_split(codes, words, k, start)
-    return [[w for w, _ in predictor.candidates(codes[i], ContextView(words, i), k)] for i in range(start, len(codes))]
+from jax_llm.ime.language.words import WordCorpus
 
 
 def hit_rates(ranked: list[list[str]], truth: Sequence[str], ks=(1, 3, 5)) -> dict[int, float]:
@@ -126,11 +99,11 @@ def score(predictor: Predictor, corpus: WordCorpus, model: str, order: str, trai
     words, nt = corpus.words, corpus.n_train
     acc_train = None
     if train_acc:
-        acc_train = hit_rates(rank(predictor, codes[:nt], words[:nt], 1), words[:nt], (1,))[1]
+        acc_train = hit_rates(predictor.rank_split(codes[:nt], words[:nt], 1), words[:nt], (1,))[1]
     test = corpus.test
-    ranked = rank(predictor, codes, words, DEPTH, start=nt)
+    ranked = predictor.rank_split(codes, words, DEPTH, start=nt)
     h = hit_rates(ranked, test)
-    vocab = getattr(predictor, "vocab", None)
+    vocab = predictor.vocab
     oov = sum(w not in vocab.index for w in test) / len(test) if vocab is not None else float("nan")
     return Row(model, order, acc_train, h[1], h[3], h[5], keys_saved(ranked, test), oov,
                keystroke_us(predictor, codes, words, nt), nt, len(test))

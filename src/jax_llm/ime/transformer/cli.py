@@ -1,14 +1,14 @@
 """`jax-llm ime train` and `jax-llm ime export-words`: the Transformer side of the input method.
 
-Kept apart from `neural.py` so that building the CLI imports no JAX.
+Kept apart from the rest of `transformer/` so that building the CLI imports no JAX.
 """
 
 from pathlib import Path
 
 
 def train_command(args) -> int:
-    from jax_llm.ime.neural import train
-    from jax_llm.ime.words import load_corpus
+    from jax_llm.ime.transformer.train import train
+    from jax_llm.ime.language.words import load_corpus
 
     corpus = load_corpus(args.dataset, args.data_dir)
     sets = [f"block_size={args.block_size}"] if args.block_size is not None else []
@@ -23,8 +23,8 @@ def train_command(args) -> int:
 
 
 def export_words_command(args) -> int:
-    from jax_llm.ime.neural import export_words
-    from jax_llm.ime.words import load_corpus
+    from jax_llm.ime.transformer.train import export_words
+    from jax_llm.ime.language.words import load_corpus
 
     text, tok = export_words(load_corpus(args.dataset, args.data_dir), Path(args.out))
     print(f"wrote {text} and {tok}; pretrain with:\n  jax-llm train {text} --tokenizer {tok} --out LM_DIR "

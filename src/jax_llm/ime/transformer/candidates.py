@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_llm.ime.codes import NUM_CODES
+from jax_llm.ime.language.codes import NUM_CODES
 from jax_llm.train import cross_entropy
 
 ROWS = 32  # positions per tile (16 and 64 were slower, timing the loss alone on `shakespeare`)

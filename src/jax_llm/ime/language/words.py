@@ -16,7 +16,7 @@ import numpy as np
 
 from jax_llm import datasets
 from jax_llm.errors import UserError
-from jax_llm.ime.codes import NUM_CODES, code_id, code_ids, normalize, word_code
+from jax_llm.ime.language.codes import NUM_CODES, code_id, code_ids, normalize, word_code
 from jax_llm.ime.modelfiles import read_json
 from jax_llm.textfile import read_text
 

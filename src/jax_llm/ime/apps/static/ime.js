@@ -1,19 +1,11 @@
-// The input method page: the typing language of `jax-llm ime type`, key for key (composer.py and keys.py;
-// keep them in step), with predictions from POST /api/predict and the words it learns sent to
-// POST /api/learn. Keys are handled strictly in order: each waits for the one before (and its
-// prediction), so fast typing converts exactly as slow typing does.
+// The input method page: the typing language as apps/composer.py applies it, key for key (the shared
+// cases in tests/ime/typing_cases.json run against both), with predictions from POST /api/predict and
+// the words it learns sent to POST /api/learn. Keys are handled strictly in order: each waits for the one
+// before (and its prediction), so fast typing converts exactly as slow typing does.
 "use strict";
 
-const LETTERS = "abcdefghijklmnopqrstuvwxyz";
-const PAGE_SIZE = 9;           // digits 1-9 pick on the page shown
-const SPELL = "/";             // spell a word in full; space or Enter ends it
-const NEXT_PAGE = ">";         // the next nine candidates
-const PUNCTUATION = ".,;:!?'\"()-";
-const DIGITS = "0123456789";
-const SPELL_INSIDE = "'-";
-const GLUE_BEFORE = ".,;:!?)";
-const QUOTES = "'\"";
-const CONTEXT_WORDS = 500;     // most recent words sent as context
+// The language's keys, from GET /api/info (language/keys.py), set before the first key is handled.
+let LETTERS, PAGE_SIZE, SPELL, NEXT_PAGE, PUNCTUATION, DIGITS, SPELL_INSIDE, GLUE_BEFORE, QUOTES, CONTEXT_WORDS;
 
 const state = {
   tokens: [],        // confirmed: {text, kind: word|spelled|mark|digit|newline, code, kase, word, learnt, picked}
@@ -53,7 +45,7 @@ function context(end = state.tokens.length) {
 // The text of tokens, spaced as English is (composer.render).
 function render(tokens) {
   let out = "", glueNext = true, prevKind = "newline";
-  const open = { "'": false, '"': false };
+  const open = Object.fromEntries([...QUOTES].map((q) => [q, false]));
   for (const t of tokens) {
     if (t.kind === "newline") { out += "\n"; glueNext = true; prevKind = "newline"; continue; }
     let glue = glueNext, glueAfter = false;
@@ -318,8 +310,8 @@ async function onConvert(e) {
   }
 }
 
-function pressButton(id, k) {
-  $(id).addEventListener("mousedown", (e) => { e.preventDefault(); enqueue(() => key(k)); });
+function pressButton(id, keyOf) {  // keyOf: the key is known once /api/info has answered
+  $(id).addEventListener("mousedown", (e) => { e.preventDefault(); enqueue(() => key(keyOf())); });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -327,8 +319,8 @@ document.addEventListener("DOMContentLoaded", () => {
   keys.addEventListener("keydown", onKeyDown);
   keys.addEventListener("input", onInput);
   keys.focus();
-  pressButton("more", NEXT_PAGE);
-  pressButton("spell", SPELL);
+  pressButton("more", () => NEXT_PAGE);
+  pressButton("spell", () => SPELL);
   $("convert-form").addEventListener("submit", onConvert);
   $("clear").addEventListener("click", () => enqueue(async () => {
     Object.assign(state, { tokens: [], lineStart: 0, typed: "", kase: "", spelling: null, page: 0, candidates: [] });
@@ -340,6 +332,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   enqueue(async () => {
     const info = await (await fetch("/api/info")).json();
+    ({ LETTERS, PAGE_SIZE, SPELL, NEXT_PAGE, PUNCTUATION, DIGITS, SPELL_INSIDE, GLUE_BEFORE, QUOTES, CONTEXT_WORDS }
+      = info.keys);
     state.learning = info.learning;
     state.lookahead = info.lookahead;
     $("model").textContent = info.model + (info.learning ? " · learning your words" : "");

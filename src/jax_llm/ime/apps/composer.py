@@ -1,49 +1,22 @@
-"""The typing language of the input method: one definition for `ime type`, `ime convert` and the server's
-/api/convert (the page's `static/ime.js` mirrors it key for key; the keys themselves are in `keys.py`).
-
-- a letter: the first or second letter of a code; the second shows the candidates, and typing on (or
-  space, Enter, a punctuation mark) accepts the top one. A capital first letter capitalises the word
-  (`Fi` -> `First`); two capitals write it in capitals (`FI` -> `FIRST`).
-- space: after one letter, completes a one-letter word's code (`i` + space); after a code, accepts.
-  Enter accepts too (a lone letter is a one-letter code); Enter on nothing starts a new line.
-- 1-9: while candidates are shown, picks one on the page shown; otherwise a digit passes through as
-  itself (digits in a row join into one number: `1851`). 0 picks nothing.
-- `>`: the code's next nine candidates (after the last page, the first again).
-- `/`: spells the next word in full: letters, digits, and ' or - inside it; space or Enter ends it, a
-  punctuation mark ends it and passes through. The word keeps the case it was spelled with.
-- `. , ; : ! ? ' " ( ) -` pass through with English spacing: none before `. , ; : ! ? )`, none after
-  `(`, quotes attach to the words they enclose (odd ones open, even ones close), a dash is spaced.
-- Backspace: removes a typed letter, or takes back the last confirmed word (its code and candidates
-  come back; a spelled word comes back to be spelled) and what it taught the user dictionary.
-
-Revisions (only with a model trained with `--lookahead K`, which ranks a word better once it has seen
-the codes typed after it): each time a code is complete, the words accepted as the top candidate by
-typing on (space, Enter, a mark, the next letter) among the last K confirmed tokens are ranked again with
-the codes typed after them, oldest first, and a word whose top candidate changed is replaced (its case
-kept); then the new code is ranked after the revised words. Only the unbroken run of such words just
-before the new code is revised: a word picked with a digit, a spelled word, a mark, a digit or a new line
-ends it, and is itself never revised. `revised` lists what the last key changed. Backspace does not bring
-a replaced word back: the revision stands, and the next complete code ranks it again.
+"""The typing state of the input method: the composer applies the typing language (its keys and rules:
+`language.keys`, docs/ime.md) one key at a time, for `ime type`, `ime convert` and /api/convert.
 
 The model sees the lowercased words only: each word, or a spelled word's letters (`codes.normalize`);
 punctuation and digits are not words to it. A word the writer spelled, or picked when it was not the top
-candidate, is learnt (`learner.learn`) when a learner is given (`ime type` and `ime serve`).
+candidate, is learnt (`learner.learn`) when a learner is given (`ime type` and `ime serve`). With a model
+trained with `--lookahead K`, each complete code first revises the words accepted by typing on just
+before it (`_revise`; `revised` lists what the last key changed).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from jax_llm.ime.codes import LETTERS, normalize
-from jax_llm.ime.keys import DIGITS, NEXT_PAGE, PAGE_SIZE, PUNCTUATION, SPELL, SPELL_INSIDE
-from jax_llm.ime.predictor import Predictor, context_word, lookahead, ranked, shown_word
-from jax_llm.ime.userdict import valid_word
-
-CONTEXT_WORDS = 500  # most recent words sent to the model
-BACKSPACE = ("\x7f", "\b")
-ENTER = ("\r", "\n")
-GLUE_BEFORE = ".,;:!?)"  # no space before these
-QUOTES = "'\""
+from jax_llm.ime.language.codes import normalize
+from jax_llm.ime.language.keys import (BACKSPACE, CONTEXT_WORDS, DIGITS, ENTER, GLUE_BEFORE, LETTERS, NEXT_PAGE,
+                                       PAGE_SIZE, PUNCTUATION, QUOTES, SPELL, SPELL_INSIDE)
+from jax_llm.ime.predictor import Predictor, context_word, shown_word
+from jax_llm.ime.apps.userdict import valid_word
 
 
 class Learner(Protocol):
@@ -87,7 +60,7 @@ def cased(word: str, case: str) -> str:
 
 
 def render(tokens: Sequence[Token]) -> str:
-    """The text of `tokens`, spaced as English is: see the module docstring."""
+    """The text of `tokens`, spaced as English is (docs/ime.md)."""
     out: list[str] = []
     open_quote = {q: False for q in QUOTES}
     glue_next, prev_kind = True, "newline"
@@ -239,15 +212,18 @@ class Composer:
             self.candidates = self.predictor.candidates(self.typed, self.context(), self.k)
 
     def _revise(self) -> None:
-        """The delayed decision of a lookahead model: see the module docstring."""
+        """The delayed decision of a lookahead model: the words accepted as the top candidate by typing on
+        (not picked with a digit, not spelled) just before the new code, at most K of them and with nothing
+        else between, are ranked again with the codes typed after them, oldest first; a word whose top
+        candidate changed is replaced, keeping its case. Then the new code is ranked (`_complete`)."""
         end = len(self.tokens)
         start = end
-        while end - start < lookahead(self.predictor) and start > 0 and self.tokens[start - 1].revisable():
+        while end - start < self.predictor.lookahead and start > 0 and self.tokens[start - 1].revisable():
             start -= 1
         for i in range(start, end):
             t = self.tokens[i]
             ahead = [u.code for u in self.tokens[i + 1:]] + [self.typed]
-            t.candidates = ranked(self.predictor, t.code, self.context(i), self.k, ahead)
+            t.candidates = self.predictor.candidates(t.code, self.context(i), self.k, ahead)
             word = shown_word(t.code, t.candidates)
             if word != t.word:
                 self.revised.append((t.text, cased(word, t.case)))

@@ -28,10 +28,12 @@ WEIGHTS = "model.safetensors"
 # ---------------------------------------------------------------- export
 
 
-def check_exportable(run: RunDir, m: ModelConfig) -> None:
+def check_exportable(run: RunDir, m: ModelConfig):
+    """The layout that expresses the run's model, or a one-line refusal."""
     if m.aux_vocab_size or m.out_vocab_size not in (0, m.vocab_size):
         raise UserError(f"{run.path} is an input-method model (codes in, words out, a second input stream): "
-                        f"GPT-2 has one vocabulary and one input, so it cannot be exported to Hugging Face")
+                        f"GPT-2 and NanoChat have one vocabulary and one input, so it cannot be exported to "
+                        f"Hugging Face")
     try:
         return layout_for(m)
     except UserError as e:

@@ -73,18 +73,22 @@ def warm_start_from(lm_dir: Path, cfg: RunConfig, vocab: Vocab):
     the input method reads the previous word (`aux_embed`) and scores the next one (`head`)."""
     lm_cfg, lm, _ = load_model(Path(lm_dir))
     m, lm_m = cfg.model, lm_cfg.model
-    same = (lm_m.n_layer, lm_m.n_head, lm_m.n_embd) == (m.n_layer, m.n_head, m.n_embd)
+    blocks = ("n_layer", "n_head", "n_embd", "rope", "rms_norm", "qk_norm", "relu2", "bias")
+    same = all(getattr(lm_m, k) == getattr(m, k) for k in blocks)
     if not same or lm_m.vocab_size != len(vocab) or lm_m.block_size < m.block_size or not m.aux_vocab_size:
-        raise UserError(f"{lm_dir}: cannot warm-start from it: need the same n_layer/n_head/n_embd "
-                        f"({m.n_layer}/{m.n_head}/{m.n_embd}), a vocabulary of this corpus's {len(vocab)} words "
-                        f"(see `jax-llm ime export-words`), block_size >= {m.block_size}, and confirmed words")
+        raise UserError(f"{lm_dir}: cannot warm-start from it: need the same blocks ({', '.join(f'{k}={getattr(m, k)}' for k in blocks)}), "
+                        f"a vocabulary of this corpus's {len(vocab)} words (see `jax-llm ime export-words`), "
+                        f"block_size >= {m.block_size}, and confirmed words")
     source = nnx.to_pure_dict(nnx.state(lm))
     words = np.asarray(source["wte"]["embedding"])
 
     def apply(params):
         pure = nnx.to_pure_dict(params)
-        pure["blocks"], pure["ln_f"] = source["blocks"], source["ln_f"]
-        pure["wpe"]["embedding"] = source["wpe"]["embedding"][: m.block_size]
+        pure["blocks"] = source["blocks"]
+        if "ln_f" in source:  # LayerNorm's gains (a parameter-free RMSNorm has none)
+            pure["ln_f"] = source["ln_f"]
+        if "wpe" in source:  # learned positions (rotary ones have no table)
+            pure["wpe"]["embedding"] = source["wpe"]["embedding"][: m.block_size]
         pure["aux_embed"]["embedding"] = np.asarray(pure["aux_embed"]["embedding"]).copy()
         pure["aux_embed"]["embedding"][: len(vocab)] = words
         if "head" in pure:  # untied; tied, the output layer is the aux embedding set above

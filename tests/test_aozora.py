@@ -7,6 +7,9 @@ import io
 import json
 import os
 import random
+import socket
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -18,7 +21,9 @@ from jax_llm.aozora import archive, build as builder
 from jax_llm.aozora.cards import read
 from jax_llm.aozora.clean import clean
 from jax_llm.aozora.select import Selection, parse_spec
+from jax_llm.datasets import resolve
 from jax_llm.errors import UserError
+from test_datasets import server  # noqa: F401  (a fixture: a local HTTP server)
 
 TOP = f"aozorabunko_text-{aozora.COMMIT}"
 SYMBOLS = ["-" * 55, "【テキスト中に現れる記号について】", "", "《》：ルビ", "（例）泡《あわ》", "",
@@ -230,6 +235,61 @@ def test_another_commit_is_refused_by_its_content(snapshot, tmp_path):
     with pytest.raises(UserError, match="not those of the pinned commit"):
         built(other, catalogue, tmp_path / "cache" / "out")
     assert leftovers(tmp_path / "cache") == []
+
+
+@pytest.fixture
+def offline_urls(monkeypatch):
+    """The downloads point at a local port nobody listens on: refused at once, nothing hangs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(aozora, "ARCHIVE_URL", f"http://127.0.0.1:{port}/{aozora.ARCHIVE}")
+    monkeypatch.setattr(aozora, "CARDS_URL", f"http://127.0.0.1:{port}/{aozora.CARDS}")
+    return port
+
+
+def test_fetch_downloads_once_builds_once_then_serves_the_cache(server, snapshot, tmp_path, monkeypatch):
+    root, url, requests = server
+    tar, catalogue = snapshot
+    os.replace(tar, root / tar.name)
+    os.replace(catalogue, root / catalogue.name)
+    monkeypatch.setattr(aozora, "ARCHIVE_URL", f"{url}/{aozora.ARCHIVE}")
+    monkeypatch.setattr(aozora, "CARDS_URL", f"{url}/{aozora.CARDS}")
+    monkeypatch.setattr(aozora, "CONTENT_SHA256", digest())
+    cache = tmp_path / "cache"
+    text = aozora.fetch("aozora:authors=夏目漱石", cache_dir=cache, quiet=True)
+    assert text.parent == cache / "aozora" / aozora.COMMIT[:12] / "aozora+authors=夏目漱石"
+    assert requests == [f"/{aozora.ARCHIVE}", f"/{aozora.CARDS}"]
+    record = json.loads((text.parent / builder.RECORD).read_text(encoding="utf-8"))
+    assert record["archive_sha256"] == hashlib.sha256((root / aozora.ARCHIVE).read_bytes()).hexdigest()
+    assert record["cards_sha256"] == hashlib.sha256((root / aozora.CARDS).read_bytes()).hexdigest()
+    assert aozora.fetch("aozora:authors=夏目漱石", cache_dir=cache) == text  # built once
+    modern = resolve("aozora:modern", cache=cache)  # another selection: built from the kept sources
+    assert modern.parent.name == "aozora+modern" and len(requests) == 2
+    assert sorted(p.name for p in (cache / "aozora").iterdir()) == [aozora.COMMIT[:12], aozora.ARCHIVE, aozora.CARDS]
+    text.write_text("changed", encoding="utf-8")
+    with pytest.raises(UserError, match="checksum mismatch for cached"):
+        aozora.fetch("aozora:authors=夏目漱石", cache_dir=cache)
+
+
+def test_aozora_cpu_is_the_mirror_sample(data_dir):
+    assert resolve("aozora-cpu", data_dir) == data_dir / "aozora_sample.txt"
+
+
+def test_offline_train_stops_with_one_line(tmp_path, offline_urls):
+    """`jax-llm train aozora` with an empty mirror and no network: exit 2, one line, nothing cached."""
+    (tmp_path / "mirror").mkdir()
+    env = {**os.environ, "JAX_LLM_DATA_DIR": str(tmp_path / "mirror"), "JAX_LLM_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    code = (f"import jax_llm.aozora as a; a.ARCHIVE_URL = 'http://127.0.0.1:{offline_urls}/{aozora.ARCHIVE}'; "
+            "from jax_llm.cli import main; raise SystemExit(main(['train', 'aozora', '--out', "
+            f"{str(tmp_path / 'run')!r}, '--preset', 'gpt-80m']))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("jax-llm: error:")]
+    assert len(errors) == 1 and "could not download" in errors[0] and aozora.ARCHIVE in errors[0]
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jax_llm.datasets import DATASETS, DEFAULT_TEXT
+    from jax_llm.datasets import DEFAULT_TEXT, names
     from jax_llm.ime import cli as ime_cli
 
     parser = argparse.ArgumentParser(prog="jax-llm", description=__doc__,
@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a tokenizer and a GPT on one text file")
     p.add_argument("text_file", nargs="?", default=DEFAULT_TEXT,
                    help=f"UTF-8 text file (any language), or a named dataset, downloaded once and checked by "
-                        f"sha256: {', '.join(DATASETS)} (default: {DEFAULT_TEXT}, embedded in the package: "
-                        f"no download)")
+                        f"sha256: {', '.join(names())} (default: {DEFAULT_TEXT}, embedded in the package: "
+                        f"no download; aozora[:modern][:authors=A,B][:died-before=YEAR]: docs/gpu.md)")
     p.add_argument("--out", required=True, help="run directory (config, tokenizer, checkpoints, metrics)")
     p.add_argument("--preset", help="tiny | baby | aozora-cpu | shakespeare-char | gpt-80m | gpt2-124m")
     p.add_argument("--tokenizer", help="bpe (default), char, or a tokenizer.json path")

@@ -5,7 +5,8 @@ wherever it comes from. Lookup order: the mirror (`--data-dir`, else $JAX_LLM_DA
 ../shared/data), then the cache ($JAX_LLM_CACHE_DIR, else ~/.cache/jax-llm/datasets), then the copy
 embedded in the package (`tinyshakespeare` only: it needs no network), then a download into the cache.
 An embedded copy or a download is written to a temporary file, verified, then renamed: a corrupt or
-interrupted one never leaves anything in the cache. Any other value is taken as a text file path.
+interrupted one never leaves anything in the cache. `aozora[:OPTION...]` and `aozora-cpu` are built
+from an archive instead (jax_llm/aozora). Any other value is taken as a text file path.
 """
 
 import gzip
@@ -21,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from jax_llm import texts
+from jax_llm import aozora, texts
 from jax_llm.errors import UserError
 from jax_llm.textfile import sha256_of
 
@@ -60,6 +61,11 @@ DATASETS = {
                 _WIKITEXT2_ZIP, "wikitext-2-raw/wiki.test.raw", _WIKITEXT2_ZIP_SHA),
     ]
 }
+
+
+def names() -> list[str]:
+    """Every dataset name: the files above, then the corpora built from an archive (jax_llm/aozora)."""
+    return [*DATASETS, *aozora.NAMES]
 
 
 def cache_root(kind: str) -> Path:
@@ -159,6 +165,8 @@ def text_path(name_or_path: str, data_dir: str | Path | None = None, cache: str 
     """A dataset name (see DATASETS), fetched; anything else is taken as a path, checked by its reader."""
     if name_or_path in DATASETS:
         return fetch(DATASETS[name_or_path], data_dir, cache)
+    if aozora.is_name(name_or_path):
+        return aozora.fetch(name_or_path, data_dir, cache)
     return Path(name_or_path)
 
 
@@ -167,4 +175,4 @@ def resolve(name_or_path: str, data_dir: str | Path | None = None, cache: str | 
     p = text_path(name_or_path, data_dir, cache)
     if p.is_file():
         return p
-    raise UserError(f"unknown dataset {name_or_path!r}: not a file, and not one of {', '.join(DATASETS)}")
+    raise UserError(f"unknown dataset {name_or_path!r}: not a file, and not one of {', '.join(names())}")

@@ -23,19 +23,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baby import DEFAULT_TEXT, cpu_model, print_load  # noqa: E402
 
-GPT2 = ["arch=gpt2"]
-# name -> --set overrides on the `baby` preset (which is the default recipe)
+GPT2 = ["arch=gpt2", "optimizer=adamw"]
+# name -> --set overrides on the `baby` preset (whose defaults are the modern family with Muon)
 RECIPES = {
-    "gpt2": GPT2 + ["optimizer=adamw", "learning_rate=1e-3", "min_lr=1e-4"],
-    "gpt2-lr2e-3": GPT2 + ["optimizer=adamw", "learning_rate=2e-3", "min_lr=2e-4"],
-    "+rope": GPT2 + ["optimizer=adamw", "learning_rate=1e-3", "min_lr=1e-4", "rope=true"],
-    "+relu2": GPT2 + ["optimizer=adamw", "learning_rate=1e-3", "min_lr=1e-4", "relu2=true"],
-    "+qk_norm": GPT2 + ["optimizer=adamw", "learning_rate=1e-3", "min_lr=1e-4", "qk_norm=true"],
-    "+rms_norm": GPT2 + ["optimizer=adamw", "learning_rate=1e-3", "min_lr=1e-4", "rms_norm=true"],
-    "modern-lr1e-3": ["arch=modern", "optimizer=adamw", "learning_rate=1e-3", "min_lr=1e-4"],
-    "gpt2+muon": GPT2 + ["optimizer=muon", "learning_rate=1e-3", "min_lr=1e-4"],
-    "modern+muon": ["arch=modern", "optimizer=muon", "learning_rate=1e-3", "min_lr=1e-4"],
-    "default": [],  # the preset as shipped
+    "gpt2": GPT2,
+    "gpt2-lr2e-3": GPT2 + ["learning_rate=2e-3", "min_lr=2e-4"],
+    "+rope": GPT2 + ["rope=true"],
+    "+relu2": GPT2 + ["relu2=true"],
+    "+qk_norm": GPT2 + ["qk_norm=true"],
+    "+rms_norm": GPT2 + ["rms_norm=true"],
+    "modern-adamw": ["optimizer=adamw"],
+    "modern-adamw-lr4e-3": ["optimizer=adamw", "learning_rate=4e-3", "min_lr=4e-4"],
+    "gpt2+muon": ["arch=gpt2"],
+    "modern+muon-ns5": ["muon_ns_steps=5"],
+    "default": [],  # the preset as shipped: modern, Muon with 3 Newton-Schulz steps
 }
 
 

@@ -66,7 +66,7 @@ def test_a_config_written_before_the_families_loads_as_gpt2_with_adamw():
     d = json.loads(RunConfig().to_json())
     for key in (*FAMILIES["gpt2"], ):
         del d["model"][key]
-    del d["train"]["optimizer"], d["train"]["muon_lr"]
+    del d["train"]["optimizer"], d["train"]["muon_lr"], d["train"]["muon_ns_steps"]
     cfg = RunConfig.from_dict(d)
     assert all(getattr(cfg.model, k) == v for k, v in FAMILIES["gpt2"].items()) and cfg.train.optimizer == "adamw"
 
@@ -106,3 +106,12 @@ def test_a_muon_run_learns_and_resumes_exactly(tmp_path, corpus):
     a, b = losses(whole), losses(split)
     assert len(a) == 12 and a == b
     assert np.mean(a[-3:]) < np.mean(a[:3])
+
+
+def test_resuming_with_another_optimizer_is_refused(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(corpus, run, 2)) == 0
+    capsys.readouterr()
+    assert main([*tiny_args(corpus, run, 2, "optimizer=adamw"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "with optimizer=adamw: it was trained with optimizer=muon" in err and err.count("\n") == 0

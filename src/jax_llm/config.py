@@ -47,8 +47,9 @@ class TrainConfig:
     beta2: float = 0.99
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' matrices, AdamW at learning_rate for the rest)
+    optimizer: str = "muon"  # muon (Muon for the blocks' matrices, AdamW at learning_rate for the rest) | adamw
     muon_lr: float = 0.02  # Muon's peak learning rate (its own scale), on the same schedule
+    muon_ns_steps: int = 3  # Newton-Schulz iterations per Muon step (optax's default is 5; docs/performance.md)
     label_smoothing: float = 0.0  # share of the target's probability spread evenly over the scored outputs
     eval_interval: int = 250
     eval_batches: int = 20  # batches per periodic val estimate; the final eval covers the whole split
@@ -161,7 +162,7 @@ class RunConfig:
              "eval_interval, eval_batches, log_interval, ckpt_interval and keep_checkpoints must be >= 1"),
             (t.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {t.precision!r})"),
             (t.optimizer in ("adamw", "muon"), f"optimizer must be adamw or muon (got {t.optimizer!r})"),
-            (t.muon_lr > 0, f"muon_lr must be > 0 (got {t.muon_lr})"),
+            (t.muon_lr > 0 and t.muon_ns_steps >= 1, "muon_lr must be > 0 and muon_ns_steps >= 1"),
             (m.logit_softcap >= 0, f"logit_softcap must be >= 0 (got {m.logit_softcap})"),
             (not m.rope or (m.n_embd // m.n_head) % 2 == 0, "rotary positions need an even head size (n_embd / n_head)"),
             (0.0 < d.val_fraction < 1.0, f"val_fraction must be in (0, 1) (got {d.val_fraction})"),
@@ -197,7 +198,7 @@ PRESETS: dict[str, dict] = {
     # Japanese on 2 CPU cores in about 30 minutes: `aozora_sample.txt`, BPE 8192 (chosen by val bits per byte
     # in short trials, docs/training.md); 8000 steps of 2048 tokens is ~4.7 passes over the train split.
     "aozora-cpu": dict(tokenizer="bpe", bpe_vocab_size=8192, n_layer=4, n_head=4, n_embd=128, block_size=128,
-                       batch_size=16, dropout=0.0, learning_rate=1e-3, min_lr=1e-4, warmup_steps=200, max_steps=8000,
+                       batch_size=16, dropout=0.0, learning_rate=2e-3, min_lr=2e-4, warmup_steps=200, max_steps=8000,
                        eval_interval=500, ckpt_interval=1000, sample_tokens=300),
     # nanoGPT's config/train_shakespeare_char.py (one A100: val 1.4697 in about 3 minutes).
     "shakespeare-char": dict(tokenizer="char", n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64,
@@ -206,7 +207,7 @@ PRESETS: dict[str, dict] = {
     # The reference run's size: about 80M parameters with a 32k BPE vocabulary; for an accelerator, where
     # Muon's Newton-Schulz steps cost ~4% of a step's FLOPs (docs/gpu.md).
     "gpt-80m": dict(tokenizer="bpe", bpe_vocab_size=32000, n_layer=12, n_head=9, n_embd=576, block_size=1024,
-                    batch_size=32, optimizer="muon", learning_rate=6e-4, min_lr=6e-5, beta2=0.95, warmup_steps=500,
+                    batch_size=32, optimizer="muon", muon_ns_steps=5, learning_rate=6e-4, min_lr=6e-5, beta2=0.95, warmup_steps=500,
                     max_steps=5000, dropout=0.0, precision="bf16", eval_interval=500, ckpt_interval=1000),
     # The input-method Transformer (`jax-llm ime train`): codes in, words out; small enough for a CPU. The
     # modern blocks; the output layer stays tied to the previous-word embedding (22k words x n_embd fewer

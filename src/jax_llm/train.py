@@ -43,7 +43,8 @@ def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
     adamw = optax.adamw(make_lr(t), b1=t.beta1, b2=t.beta2, weight_decay=t.weight_decay, mask=decay_mask)
     if t.optimizer == "muon":
         schedule, scale = make_lr(t), t.muon_lr / t.learning_rate
-        muon = optax.contrib.muon(lambda step: schedule(step) * scale, beta=0.95, weight_decay=t.weight_decay,
+        muon = optax.contrib.muon(lambda step: schedule(step) * scale, ns_steps=t.muon_ns_steps, beta=0.95,
+                                  weight_decay=t.weight_decay,
                                   muon_weight_dimension_numbers=optax.contrib.MuonDimensionNumbers(1, 2))
         adamw = optax.partition({"muon": stacked_by_shape(muon), "adamw": adamw}, muon_labels)
     # always chained, so the optimizer state has the same structure whatever grad_clip is (resume can change it)

@@ -67,7 +67,8 @@ def memory(max_devices: int) -> list[dict]:
     import jax
     from jax_llm import parallel
     from jax_llm.config import make_config
-    from jax_llm.train import make_optimizer, state_init
+    from jax_llm.optim import make_optimizer
+    from jax_llm.train import state_init
 
     cfg = make_config("gpt2-124m")
     cfg.set("vocab_size", cfg.data.bpe_vocab_size)

@@ -254,7 +254,8 @@ def measure(args, threads: int) -> None:
     from jax_llm import data
     from jax_llm.config import make_config
     from flax import nnx
-    from jax_llm.train import build_engine, make_lr
+    from jax_llm.optim import make_lr
+    from jax_llm.train import build_engine
 
     tside = torch_side()
     torch, TorchGPT, copy_from_jax, make_torch_optimizer = tside[:4]

@@ -17,7 +17,7 @@ from jax_llm.config import FAMILIES, ModelConfig, RunConfig, make_config
 from jax_llm.errors import UserError
 from jax_llm.metrics import read_metrics
 from jax_llm.model import GPT, attention, rotate
-from jax_llm.train import make_optimizer, muon_labels, stacked_by_shape
+from jax_llm.optim import make_optimizer, muon_labels, stacked_by_shape
 
 
 def explicit_attention(q, k, v):

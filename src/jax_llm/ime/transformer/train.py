@@ -1,6 +1,7 @@
 """Training the input method's Transformer through the engine (`train.fit`), and warm-starting it from a
 word-level language model pretrained on the same words (`export_words`, then `--warm-start`)."""
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,11 +75,13 @@ def warm_start_from(lm_dir: Path, cfg: RunConfig, vocab: Vocab):
     lm_cfg, lm, _ = load_model(Path(lm_dir))
     m, lm_m = cfg.model, lm_cfg.model
     blocks = ("n_layer", "n_head", "n_embd", "rope", "rms_norm", "qk_norm", "relu2", "bias")
-    same = all(getattr(lm_m, k) == getattr(m, k) for k in blocks)
+    mine, theirs = (dataclasses.asdict(c) for c in (m, lm_m))
+    same = all(mine[k] == theirs[k] for k in blocks)
     if not same or lm_m.vocab_size != len(vocab) or lm_m.block_size < m.block_size or not m.aux_vocab_size:
-        raise UserError(f"{lm_dir}: cannot warm-start from it: need the same blocks ({', '.join(f'{k}={getattr(m, k)}' for k in blocks)}), "
-                        f"a vocabulary of this corpus's {len(vocab)} words (see `jax-llm ime export-words`), "
-                        f"block_size >= {m.block_size}, and confirmed words")
+        raise UserError(f"{lm_dir}: cannot warm-start from it: need the same blocks "
+                        f"({', '.join(f'{k}={mine[k]}' for k in blocks)}), a vocabulary of this corpus's "
+                        f"{len(vocab)} words (see `jax-llm ime export-words`), block_size >= {m.block_size}, "
+                        f"and confirmed words")
     source = nnx.to_pure_dict(nnx.state(lm))
     words = np.asarray(source["wte"]["embedding"])
 

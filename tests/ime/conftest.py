@@ -208,18 +208,21 @@ def start_ime_server(ime_ui_model, tmp_path):
         server.stop()
 
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never a downloaded browser
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium driven by Playwright, for the page's tests."""
+def playwright_driver():
+    """Playwright's driver, once for the session (a second one cannot start beside it)."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=30_000)  # a bound for a loaded 2-core CI machine, not a timing assertion
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    """Headless Chromium driven by Playwright, for the page's tests."""
+    from webpage import launch_chromium
+
+    b = launch_chromium(playwright_driver)
+    yield b
+    b.close()

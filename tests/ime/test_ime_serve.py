@@ -168,6 +168,15 @@ BAD = [
     ("learn on a server that does not learn", "POST", "/api/learn", b'{"word": "ishmael"}', {}, 403),
     ("unknown path", "POST", "/api/nothing", b"{}", {}, 404),
     ("GET on the API", "GET", "/api/predict", None, {}, 405),
+    # refused before any route (guard.py; test_ime_serve_safety.py has the browser and the dictionary)
+    ("POST as text/plain", "POST", "/api/learn", b'{"word": "pwned"}', {"Content-Type": "text/plain"}, 415),
+    ("POST as a form", "POST", "/api/predict", b'{"code": "fi"}',
+     {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ("POST with an empty Content-Type", "POST", "/api/predict", b'{"code": "fi"}', {"Content-Type": ""}, 415),
+    ("another page's Origin", "GET", "/api/info", None, {"Origin": "http://evil.example"}, 403),
+    ("another page's Origin on a POST", "POST", "/api/predict", b'{"code": "fi"}', {"Origin": "http://evil.example"},
+     403),
+    ("a foreign Host", "GET", "/api/info", None, {"Host": "evil.example:8000"}, 421),
 ]
 
 
@@ -176,6 +185,8 @@ def test_bad_request_gets_4xx_and_a_json_error(ime_server, what, method, path, b
     if what.startswith("chunked"):
         # an iterable body: http.client sends it chunked, without Content-Length
         body = iter([b'{"codes": "' + b"fi" * 20_000, b"fi" * 20_000 + b'"}'])
+    if method == "POST" and "Content-Type" not in headers:  # the row is about the body: sent as JSON
+        headers = headers | {"Content-Type": "application/json"}
     got, data, _ = request(ime_server, method, path, body, headers)
     assert got == status, (what, data)
     assert isinstance(data, dict) and isinstance(data["error"], str) and data["error"], data
@@ -298,6 +309,8 @@ def test_binds_loopback_by_default_and_stops_on_ctrl_c(ime_server, start_ime_ser
 @pytest.mark.parametrize("args,message", [
     (["--model", "/nonexistent/model"], "model not found"),
     (["--port", "70000"], "--port must be 0..65535"),
+    *[(["--allow-host", value], "--allow-host must be a host name or address")  # before the model loads
+      for value in ["", "a b", "0.0.0.0", "[::]", "*", "box.example:99999", "[not-v6]", "http://box"]],
 ])
 def test_serve_cli_errors_are_one_line(args, message):
     r = subprocess.run([*JAX_LLM, "ime", "serve", *args], capture_output=True, text=True, timeout=120)

@@ -4,6 +4,15 @@ from contextlib import contextmanager
 
 from playwright.sync_api import expect
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never a downloaded browser
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium(playwright, *extra_args: str):
+    """Headless Chromium (the system's), with `extra_args` after the flags every test needs."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+
 
 @contextmanager
 def open_page(browser, url: str, **context_args):

@@ -14,7 +14,9 @@
 A code is two letters a-z, or one letter (a one-letter word's code; "i" and "i " are the same). Context
 words are lowercase a-z (the model's words). Every bad request gets a 4xx and {"error": "one line"}:
 400 for a body that is not a JSON object, 413 for a body over 64 KiB, 422 for a wrong field (type,
-characters, length), 404/405 for a wrong path or method. The model is loaded once, before the socket
+characters, length), 404/405 for a wrong path or method. Before any of that (`guard.py`): 421 for a Host
+that is not this server's (127.0.0.1, localhost, [::1], `--host`, `--allow-host`), 403 for an Origin
+other than its own page's, 415 for a POST that is not `Content-Type: application/json`. The model is loaded once, before the socket
 opens; a prediction is a function of the request and the user dictionary (the Transformer's keystroke
 cache is its own, behind its own lock). The user dictionary (`--user-dict`, `--no-learn`, as for `ime type`)
 ranks every prediction and conversion; only /api/learn changes it (403 under `--no-learn`), and
@@ -29,7 +31,7 @@ import sys
 from importlib import resources
 
 from jax_llm.errors import UserError
-from jax_llm.ime.apps import userdict
+from jax_llm.ime.apps import guard, userdict
 from jax_llm.ime.language import keys
 from jax_llm.ime.language.codes import LETTERS
 from jax_llm.ime.predictor import Predictor
@@ -256,16 +258,24 @@ def serve_command(args) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0..65535, got {args.port}")
+    for name in args.allow_host:  # refused before the model loads, as a bad --port is
+        guard.parse_allowed(name, 1)
     user = userdict.open_for(args)
     predictor = WithUserWords(load_predictor(args.model), user)  # once, before the socket opens
     app = create_app(predictor, model_name=str(args.model), user=user)
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
+    hosts = guard.allowed_hosts(host, port, args.allow_host)
+    app = guard.Guard(app, hosts)
     shown = f"[{host}]" if ":" in host else host
     if host not in ("127.0.0.1", "::1", "localhost"):
         print(f"jax-llm: warning: listening on {host}, reachable from other machines", file=sys.stderr)
+    if host in guard.ANY_ADDRESS:  # every address: print one this machine's browser may open
+        shown = "[::1]" if ":" in host else "127.0.0.1"
     print(f"jax-llm: serving the input method at http://{shown}:{port}/ (model: {args.model}); "
           "Ctrl-C stops", flush=True)
+    print(f"jax-llm: answering requests addressed to {', '.join(hosts)} (--allow-host adds a name), "
+          "from this page or from clients that are no web page", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=3)
     try:
@@ -283,5 +293,8 @@ def add_parser(ime_subparsers) -> None:
                    help="model directory from `jax-llm ime train-ngram`, or kn/backoff (default: kn)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME[:PORT]",
+                   help="answer requests addressed to NAME too (repeatable): with --host 0.0.0.0, the names "
+                        "other machines use for this one; only 127.0.0.1, localhost, [::1] and --host otherwise")
     userdict.add_options(p)
     p.set_defaults(func=serve_command)

@@ -12,7 +12,7 @@ and the key that ends it (one less when a punctuation mark ends it). Other keys 
 
 from collections.abc import Sequence
 
-from jax_llm.ime.language.codes import LETTERS
+from jax_llm.ime.language.codes import LETTERS  # noqa: F401  (a key of the language: composer takes it from here)
 
 IN_SHORT = ("The keys: two letters a word (a letter and a space, or the end, for a one-letter word); a capital "
             "first letter capitalises it; typing on, space or Enter accepts the word shown; 1-9 pick, > shows the "

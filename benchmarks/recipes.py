@@ -9,6 +9,10 @@ never a pass or fail.
     python benchmarks/recipes.py                      # every recipe, 2000 steps each (about 35 min)
     python benchmarks/recipes.py --only gpt2,modern   # some of them
     python benchmarks/recipes.py --steps 200          # a quick look (losses not comparable)
+    python benchmarks/recipes.py --timing             # only the step times, interleaved in one process
+
+A loaded machine distorts each run's ms/step; `--timing` compares the recipes' steps in alternating
+blocks in one process, so that a change of load hits them all alike, and prints each as a ratio.
 """
 
 import argparse
@@ -48,6 +52,36 @@ def first_step_at(metrics: Path, target: float) -> int | None:
     return None
 
 
+def interleaved_step_ms(configs: dict, rounds: int = 12) -> dict[str, list[float]]:
+    """ms per step of each config's compiled multi-step call, timed in alternating blocks of 3 calls."""
+    import time
+
+    import jax
+    import numpy as np
+
+    from jax_llm import parallel
+    from jax_llm.train import build_engine
+
+    runs = {}
+    for name, cfg in configs.items():
+        engine, k = build_engine(cfg), cfg.train.steps_per_call
+        tokens = np.random.default_rng(0).integers(0, cfg.model.vocab_size, (k, 1, engine.rows, cfg.model.block_size))
+        batches = parallel.to_global(engine.mesh, {"inputs": tokens.astype(np.int32), "targets": tokens.astype(np.int32)},
+                                     batch_dim=2)
+        steps = np.arange(1, k + 1, dtype=np.int32)
+        engine.state, loss = engine.train_steps(engine.state, batches, jax.random.key(0), steps)  # compiles
+        jax.block_until_ready(loss)
+        runs[name] = (engine, batches, steps, [])
+    for _ in range(rounds):
+        for engine, batches, steps, times in runs.values():
+            t0 = time.perf_counter()
+            for _ in range(3):
+                engine.state, loss = engine.train_steps(engine.state, batches, jax.random.key(0), steps)
+            jax.block_until_ready(loss)
+            times.append((time.perf_counter() - t0) / (3 * len(steps)) * 1000)
+    return {name: times for name, (_, _, _, times) in runs.items()}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--text", type=Path, default=DEFAULT_TEXT, help="corpus (default: tinyshakespeare.txt)")
@@ -56,6 +90,7 @@ def main(argv=None) -> None:
     p.add_argument("--target", type=float, default=1.90, help="val loss for the wall-clock column (default: "
                    "1.90, about nanoGPT's own baby GPT at step 2000)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra overrides for every recipe")
+    p.add_argument("--timing", action="store_true", help="only the step times, interleaved in one process")
     args = p.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(RECIPES)
     if unknown := [n for n in names if n not in RECIPES]:
@@ -69,6 +104,19 @@ def main(argv=None) -> None:
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; {platform.platform()}; jax {jax.__version__}")
     print_load("at start")
+    if args.timing:
+        configs = {}
+        for name in names:
+            configs[name] = cfg = make_config("baby", [*RECIPES[name], *args.set])
+            cfg.set("vocab_size", 65)  # tinyshakespeare's characters
+            cfg.validate()
+        times = interleaved_step_ms(configs)
+        base = statistics.median(times[names[0]])
+        print(f"| recipe | ms/step, median (min) | x {names[0]} |\n| --- | ---: | ---: |")
+        for name, t in times.items():
+            print(f"| {name} | {statistics.median(t):.1f} ({min(t):.1f}) | {statistics.median(t) / base:.2f} |")
+        print_load("at end")
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tok, _ = data.prepare(args.text, Path(tmp) / "vocab", "char", 0, 0.1)

@@ -250,7 +250,7 @@ def imported_run(make_gpt2, corpus, tmp_path_factory):
         if kind not in done:
             run = tmp_path_factory.mktemp("imported") / kind
             assert main(["train", str(corpus), "--out", str(run), "--init-from", str(make_gpt2(kind)), "--quiet",
-                         "--max-steps", "1", *sets("block_size=32", "learning_rate=1e-9", "min_lr=0")]) == 0
+                         "--max-steps", "1", *sets("block_size=32", "learning_rate=1e-9", "min_lr=0", "muon_lr=1e-9")]) == 0
             done[kind] = run
         return done[kind]
 

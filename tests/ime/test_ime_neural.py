@@ -109,7 +109,7 @@ def test_warm_start_from_a_word_language_model(tmp_path, corpus_file):
                  "--out", str(lm), "--max-steps", "20", "--quiet", "--set", "block_size=16",
                  "--set", "sample_tokens=0", *TINY]) == 0
     assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(ime), "--block-size", "8",
-                 "--max-steps", "1", "--quiet", "--warm-start", str(lm), "--set", "learning_rate=1e-9",
+                 "--max-steps", "1", "--quiet", "--warm-start", str(lm), "--set", "learning_rate=1e-9", "--set", "muon_lr=1e-9",
                  "--set", "min_lr=0", *TINY]) == 0
     _, lm_model, _ = load_model(lm)
     _, ime_model, _ = load_model(ime)

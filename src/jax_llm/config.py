@@ -22,6 +22,9 @@ class ModelConfig:
     block_size: int = 64
     dropout: float = 0.0
     aux_dropout: float = 0.0  # in training, the share of aux inputs (previous words) replaced by id 0 (<unk>)
+    # inputs shaped (B, T, 1 + ahead): each position also reads the next `ahead` inputs (the input method's
+    # later codes), each offset with its own embedding; the last input id means "not typed yet"
+    ahead: int = 0
     bias: bool = False
     gelu_approximate: bool = False  # tanh GELU (GPT-2's gelu_new, for imported GPT-2 weights); default exact erf
     # the family's components (defaults: the modern family; `--set arch=gpt2` sets GPT-2's, see FAMILIES)
@@ -163,6 +166,7 @@ class RunConfig:
             (t.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {t.precision!r})"),
             (t.optimizer in ("adamw", "muon"), f"optimizer must be adamw or muon (got {t.optimizer!r})"),
             (t.muon_lr > 0 and t.muon_ns_steps >= 1, "muon_lr must be > 0 and muon_ns_steps >= 1"),
+            (m.ahead >= 0, f"ahead must be >= 0 (got {m.ahead})"),
             (m.logit_softcap >= 0, f"logit_softcap must be >= 0 (got {m.logit_softcap})"),
             (not m.rope or (m.n_embd // m.n_head) % 2 == 0, "rotary positions need an even head size (n_embd / n_head)"),
             (0.0 < d.val_fraction < 1.0, f"val_fraction must be in (0, 1) (got {d.val_fraction})"),

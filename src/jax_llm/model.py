@@ -27,6 +27,7 @@ from flax import nnx
 from jax_llm.config import ModelConfig
 
 AUX_DROPOUT_STREAM = 1 << 30  # fold_in index of the aux dropout's key, apart from the blocks' split keys
+AHEAD_STREAM = AUX_DROPOUT_STREAM + 1  # fold_in index of the key that hides later inputs in training
 ROPE_BASE = 10000.0  # rotary frequencies 1 / base^(2i/d), as nanochat and Llama
 RMS_EPS = 1e-6  # NanoChat's rms_norm_eps in transformers
 
@@ -200,6 +201,8 @@ class GPT(nnx.Module):
         self.wpe = None if cfg.rope else nnx.Embed(cfg.block_size, cfg.n_embd, embedding_init=embed_init, rngs=rngs)
         self.aux_embed = (nnx.Embed(cfg.aux_vocab_size, cfg.n_embd, embedding_init=embed_init, rngs=rngs)
                           if cfg.aux_vocab_size else None)
+        self.ahead_embed = (nnx.Embed(cfg.ahead * cfg.vocab_size, cfg.n_embd, embedding_init=embed_init, rngs=rngs)
+                            if cfg.ahead else None)
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layer)])
         self.ln_f = _norm(cfg, rngs)
         # tied output layer: the input embedding when the vocabularies match (GPT-2); else the aux
@@ -207,8 +210,8 @@ class GPT(nnx.Module):
         self.out_vocab = out_vocab
         self.tied = "wte" if cfg.tie_embeddings and out_vocab == cfg.vocab_size else (
             "aux" if cfg.tie_embeddings and cfg.aux_vocab_size >= out_vocab else None)
-        self.head = None if self.tied else nnx.Linear(cfg.n_embd, out_vocab, use_bias=False,
-                                                      kernel_init=head_init, rngs=rngs)
+        self.head = None if self.tied else Linear(cfg.n_embd, out_vocab, use_bias=False, kernel_init=head_init,
+                                                  rngs=rngs)
 
     def __call__(self, inputs, aux=None, *, dropout_key=None, cache=None, pos=0):
         """Logits (B, T, out_vocab) in float32. With `cache` (from `init_cache`), positions start at `pos`."""
@@ -217,7 +220,11 @@ class GPT(nnx.Module):
     def hidden(self, inputs, aux=None, *, dropout_key=None, cache=None, pos=0):
         """The final (normalised) hidden states (B, T, n_embd): what the output layer scores. A job that
         scores only some of the outputs (the input method's candidates) starts from here."""
-        x = self.wte(inputs)
+        if self.ahead_embed is not None:
+            inputs, x = inputs[..., 0], self.read_ahead(inputs[..., 1:], dropout_key)
+        else:
+            x = 0.0
+        x = x + self.wte(inputs)
         if self.wpe is not None:
             x = x + self.wpe(pos + jnp.arange(inputs.shape[1]))[None]
         if self.aux_embed is not None:
@@ -232,6 +239,17 @@ class GPT(nnx.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, None if keys is None else keys[i], None if cache is None else cache[i], pos)
         return self.ln_f(x)
+
+    def read_ahead(self, later, dropout_key=None):
+        """The embedding of each position's later inputs (B, T, ahead), one table per offset. In training
+        (`dropout_key`) each position sees a uniformly random number 0..ahead of them and the rest as not
+        typed yet: one model then serves every moment of typing, from a word's own code to K codes on."""
+        not_typed = self.cfg.vocab_size - 1
+        if dropout_key is not None:
+            seen = jax.random.randint(jax.random.fold_in(dropout_key, AHEAD_STREAM), later.shape[:-1] + (1,), 0,
+                                      self.cfg.ahead + 1)
+            later = jnp.where(jnp.arange(self.cfg.ahead) < seen, later, not_typed)
+        return self.ahead_embed(later + self.cfg.vocab_size * jnp.arange(self.cfg.ahead)).sum(axis=-2)
 
     def logits(self, hidden, rows=None):
         """Scores (float32) of `rows` of the output layer (default: all of it) for `hidden` (..., n_embd),

@@ -45,26 +45,36 @@ def test_streams_are_aligned():
     assert job.streams(vocab, ["the"], confirmed=False).aux is None
 
 
-def test_lookahead_streams_read_later_codes():
+def test_lookahead_streams_read_the_own_code_and_the_later_ones():
     vocab = Vocab.build(["the", "cat", "the", "a"])
-    s = job.streams(vocab, ["the", "a", "cat"], confirmed=True, lookahead=1)
-    assert s.inputs.tolist() == [CODE_IDS["a "], CODE_IDS["ca"], job.NOT_TYPED]
+    th, a, ca, nt = CODE_IDS["th"], CODE_IDS["a "], CODE_IDS["ca"], job.NOT_TYPED
+    s = job.streams(vocab, ["the", "a", "cat"], confirmed=True, lookahead=2)
+    assert s.inputs.tolist() == [[th, a, ca], [a, ca, nt], [ca, nt, nt]]
     assert s.targets.tolist() == [vocab.index["the"], vocab.index["a"], vocab.index["cat"]]
+    assert job.typed_codes(s).tolist() == [th, a, ca]
+    assert job.streams(vocab, ["the", "a", "cat"], True, 2, seen=1).inputs.tolist() == [[th, a, nt], [a, ca, nt],
+                                                                                          [ca, nt, nt]]
 
 
-def test_a_lookahead_model_revises_with_the_next_code(tmp_path, corpus_file):
+def test_a_lookahead_model_ranks_with_every_number_of_later_codes_as_the_keystrokes_do(tmp_path, corpus_file):
+    """One lookahead-2 model read with 0, 1 and 2 later codes (`seen`): the harness's split and the
+    keystroke-by-keystroke KV cache agree at each, and the later codes change the ranking."""
     out = tmp_path / "ahead"
     assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(out), "--block-size", "8",
-                 "--max-steps", "30", "--quiet", "--lookahead", "1", *TINY]) == 0
-    p = TransformerPredictor(out)
-    assert p.lookahead == 1 and p.cfg.model.vocab_size == 703
+                 "--max-steps", "30", "--quiet", "--lookahead", "2", *TINY]) == 0
     words = Corpus("x", normalize(corpus_file.read_text())).test[:30]
     codes = [word_code(w) for w in words]
-    batch = p.scored_split(codes, words, 3)
-    for i in range(len(words) - 9):  # as above, the last window is moved back: skip it
-        one = p.candidates(codes[i], words[:i], 3, ahead=codes[i + 1: i + 2])
-        assert [w for w, _ in one] == [w for w, _ in batch[i]], i
-        np.testing.assert_allclose([v for _, v in one], [v for _, v in batch[i]], atol=2e-5)
+    scores = []
+    for seen in (0, 1, 2):
+        p = TransformerPredictor(out, seen=seen)
+        assert (p.lookahead, p.ahead, p.cfg.model.vocab_size) == (seen, 2, 703)
+        batch = p.scored_split(codes, words, 3)
+        for i in range(len(words) - 9):  # as above, the last window is moved back: skip it
+            one = p.candidates(codes[i], words[:i], 3, ahead=codes[i + 1: i + 3])
+            assert [w for w, _ in one] == [w for w, _ in batch[i]], (seen, i)
+            np.testing.assert_allclose([v for _, v in one], [v for _, v in batch[i]], atol=2e-5)
+        scores.append([v for row in batch for _, v in row])
+    assert scores[0] != scores[1] != scores[2]
     assert main(["ime", "train", "--dataset", str(corpus_file), "--out", str(tmp_path / "x"), "--lookahead", "-1",
                  "--quiet", *TINY]) == 2
 

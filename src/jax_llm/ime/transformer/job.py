@@ -33,18 +33,28 @@ def code_stream(words: Sequence[str]) -> np.ndarray:
     return code_ids(words).astype(np.int32)
 
 
-def streams(vocab: Vocab, words: Sequence[str], confirmed: bool, lookahead: int = 0) -> data.Streams:
+def streams(vocab: Vocab, words: Sequence[str], confirmed: bool, lookahead: int = 0,
+            seen: int | None = None) -> data.Streams:
     """Aligned (codes, previous word) -> word streams. OOV words are id 0 (never predicted).
 
-    With `lookahead` K, position i reads code i+K instead of code i (NOT_TYPED past the end): attention
-    being causal, word i is then predicted from codes[:i+K+1] and words[:i], the delayed decision of an
-    input method that may revise a word while the next K codes arrive."""
+    With `lookahead` K, position i reads code i and the K codes after it (inputs (N, 1 + K), NOT_TYPED
+    past the end), so word i is predicted from codes[:i+K+1] and words[:i]: the decision of an input
+    method that revises a word while the next K codes arrive. `seen`: how many of the K are typed yet
+    (default all; the rest read NOT_TYPED), as when word i is shown before the later codes arrive."""
     ids = vocab.encode(words)
     prev = np.concatenate([[len(vocab)], ids[:-1]]).astype(np.int32)  # len(vocab) = start of text
     codes = code_stream(words)
     if lookahead:
-        codes = np.r_[codes[lookahead:], np.full(min(lookahead, len(codes)), NOT_TYPED, np.int32)]
+        padded = np.r_[codes, np.full(lookahead, NOT_TYPED, np.int32)]
+        later = [padded[k: k + len(codes)] for k in range(1, lookahead + 1)]
+        seen = lookahead if seen is None else seen
+        codes = np.stack([codes] + [c if k < seen else np.full_like(c, NOT_TYPED) for k, c in enumerate(later)], 1)
     return data.Streams(inputs=codes, targets=ids, aux=prev if confirmed else None)
+
+
+def typed_codes(s: data.Streams) -> np.ndarray:
+    """The code typed at each position (a lookahead model's inputs also hold the later ones)."""
+    return s.inputs if s.inputs.ndim == 1 else s.inputs[:, 0]
 
 
 def mask_other_codes(logits, codes, word_codes):
@@ -64,7 +74,7 @@ def ime_sizes(vocab: Vocab, confirmed: bool, lookahead: int = 0) -> dict:
     """The model sizes that follow from the vocabulary (the output layer is tied to the previous-word
     embedding, `tie_embeddings`, when there is one)."""
     return dict(vocab_size=NUM_CODES + (1 if lookahead else 0), out_vocab_size=len(vocab),
-                aux_vocab_size=len(vocab) + 1 if confirmed else 0)
+                aux_vocab_size=len(vocab) + 1 if confirmed else 0, ahead=lookahead)
 
 
 

@@ -19,7 +19,8 @@ from jax_llm.ime.language.codes import CODE_IDS, code_id, code_ids
 from jax_llm.ime.language.words import Vocab
 from jax_llm.ime.modelfiles import META_FILE, VOCAB_FILE, read_meta
 from jax_llm.ime.predictor import Predictor
-from jax_llm.ime.transformer.job import FORMAT, NOT_TYPED, code_stream, mask_other_codes, streams, window_start
+from jax_llm.ime.transformer.job import (FORMAT, NOT_TYPED, code_stream, mask_other_codes, streams, typed_codes,
+                                         window_start)
 from jax_llm.model import init_cache
 from jax_llm.rundir import RunDir
 from jax_llm.sample import extend, prefill
@@ -44,7 +45,7 @@ def predict_split(model, vocab: Vocab, s: data.Streams, k: int, restricted: bool
     so every position after the first block sees at least half a block of context. `typed`: the code
     typed at each position (default: the inputs; a lookahead model's inputs are later codes).
     """
-    typed = s.inputs if typed is None else typed
+    typed = typed_codes(s) if typed is None else typed
     width = min(model.cfg.block_size, len(s))
     starts = np.unique(np.minimum(np.arange(0, len(s), max(width // 2, 1)), len(s) - width))
     out, scores = np.zeros((len(s), k), np.int32), np.zeros((len(s), k), np.float32)
@@ -58,7 +59,7 @@ def predict_split(model, vocab: Vocab, s: data.Streams, k: int, restricted: bool
         batch["typed"] = typed[chunk[:, None] + np.arange(width)].astype(np.int32)
         pad = rows - len(chunk)
         if pad:  # a fixed batch shape: one compilation
-            batch = {key: np.concatenate([v, np.zeros((pad, width), v.dtype)]) for key, v in batch.items()}
+            batch = {key: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for key, v in batch.items()}
         top, logp = (np.asarray(x) for x in _topk(graphdef, params, batch, codes, k, restricted))
         for j, start in enumerate(chunk):
             out[covered: start + width] = top[j, covered - start:]
@@ -84,7 +85,9 @@ class TransformerPredictor(Predictor):
     just donated to XLA (`extend` reuses its buffers).
     """
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, seen: int | None = None):
+        """`seen`: read at most that many of a lookahead model's K later codes at every position (0: the
+        model ranks online; default K)."""
         run_dir = Path(run_dir)
         meta = read_meta(run_dir)
         if meta.get("format") != FORMAT:
@@ -94,6 +97,14 @@ class TransformerPredictor(Predictor):
         self.lookahead = int(meta.get("lookahead", 0))
         self.vocab = Vocab.load(run_dir / VOCAB_FILE)
         self.cfg, self.model, _ = load_model(run_dir)
+        if self.cfg.model.ahead != self.lookahead:
+            raise UserError(f"{run_dir}: a lookahead model of the older design (position i read code i+K); "
+                            f"train it again with `jax-llm ime train --lookahead {self.lookahead}`")
+        self.ahead = self.lookahead  # the model's K
+        if seen is not None:
+            if seen < 0:
+                raise UserError(f"seen must be >= 0 (got {seen})")
+            self.lookahead = min(seen, self.ahead)
         if self.cfg.model.out_vocab_size != len(self.vocab):
             raise UserError(f"{run_dir / VOCAB_FILE}: {len(self.vocab)} words (with <unk>), but the model in {RunDir(run_dir).config} "
                             f"scores {self.cfg.model.out_vocab_size}")
@@ -107,13 +118,15 @@ class TransformerPredictor(Predictor):
                 f"b{self.cfg.model.block_size}" + ("" if self.restricted else " unrestricted")
                 + (f" ahead {self.lookahead}" if self.lookahead else ""))
 
-    def _positions(self, context: Sequence[str], code: str, start: int, ahead: Sequence[str]) -> list[tuple[int, int]]:
+    def _positions(self, context: Sequence[str], code: str, start: int, ahead: Sequence[str]) -> list[tuple]:
+        """The window's positions as (code id, the next K code ids..., previous word id)."""
         words = list(context[start:])
         prev = [context[start - 1] if start else None] + words
         ids = [len(self.vocab) if w is None else self.vocab.index.get(w, 0) for w in prev]
         typed = [*code_ids(words).tolist(), CODE_IDS[code], *(CODE_IDS[c] for c in ahead[: self.lookahead])]
-        k = self.lookahead
-        return [(typed[j + k] if j + k < len(typed) else NOT_TYPED, i) for j, i in enumerate(ids)]
+        typed += [NOT_TYPED] * self.lookahead
+        hidden = (NOT_TYPED,) * (self.ahead - self.lookahead)  # the later codes it does not read (`seen`)
+        return [(*typed[j: j + 1 + self.lookahead], *hidden, i) for j, i in enumerate(ids)]
 
     def logits(self, code: str, context: Sequence[str], ahead: Sequence[str] = ()) -> np.ndarray:
         """Scores of every word for `code` after `context` (unrestricted); a lookahead model also reads the
@@ -138,7 +151,7 @@ class TransformerPredictor(Predictor):
                 logits, self._cache = extend(self.graphdef, self.params, *self._batch(positions[same:]), self._cache,
                                              same)
             else:
-                padded = window[1] + [(0, 0)] * (block - len(window[1]))
+                padded = window[1] + [(0,) * len(positions[0])] * (block - len(window[1]))
                 self._cache = init_cache(self.cfg.model, 1)
                 logits, self._cache = prefill(self.graphdef, self.params, *self._batch(padded), self._cache,
                                               len(window[1]) - 1)
@@ -158,7 +171,7 @@ class TransformerPredictor(Predictor):
     def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0):
         """[(word, log-prob), ...] best first at positions start.., all computed in causal windows."""
         lo = window_start(start, self.cfg.model.block_size)  # on the window grid of `logits`: both agree exactly
-        s = streams(self.vocab, words[lo:len(codes)], self.confirmed, self.lookahead)
+        s = streams(self.vocab, words[lo:len(codes)], self.confirmed, self.ahead, seen=self.lookahead)
         if lo and s.aux is not None:  # the first previous word is a real word, not the start of text
             s.aux[0] = self.vocab.index.get(words[lo - 1], 0)
         top, logp = predict_split(self.model, self.vocab, s, k, self.restricted, with_scores=True,
@@ -168,6 +181,7 @@ class TransformerPredictor(Predictor):
                 for ids, vals, code in zip(top[start - lo:].tolist(), logp[start - lo:].tolist(), codes[start:])]
 
     def _batch(self, positions):
-        """(inputs, aux) arrays of shape (1, T) for [(code id, previous word id), ...]."""
-        arr = np.asarray(positions, np.int32).T[:, None, :]  # (2, 1, T)
-        return jnp.asarray(arr[0]), jnp.asarray(arr[1]) if self.confirmed else None
+        """(inputs (1, T) or (1, T, 1 + K), aux (1, T)) for [(code id, later code ids..., previous word id), ...]."""
+        arr = np.asarray(positions, np.int32)[None]  # (1, T, 2 + K)
+        inputs = arr[..., :-1] if self.ahead else arr[..., 0]
+        return jnp.asarray(inputs), jnp.asarray(arr[..., -1]) if self.confirmed else None

@@ -13,7 +13,7 @@ from jax_llm.config import RunConfig
 from jax_llm.errors import UserError
 from jax_llm.ime.language.words import Vocab, WordCorpus, dev_split
 from jax_llm.ime.transformer import candidates
-from jax_llm.ime.transformer.job import ime_sizes, ime_vocab, save_meta, streams
+from jax_llm.ime.transformer.job import ime_sizes, ime_vocab, save_meta, streams, typed_codes
 from jax_llm.rundir import RunDir, resolve_config
 from jax_llm.train import FitResult, fit, load_model
 
@@ -45,7 +45,7 @@ def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", o
     objective = None  # the engine's default: every word scored
     if restricted:
         positions = cfg.train.batch_size * jax.device_count() * cfg.model.block_size
-        objective = candidates.objective(candidates.fit_layout(vocab.code_of, fit_streams.inputs, fit_streams.targets,
+        objective = candidates.objective(candidates.fit_layout(vocab.code_of, typed_codes(fit_streams), fit_streams.targets,
                                                                positions), cfg.train.label_smoothing)
     return fit(run.path, cfg, fit_streams, streams(vocab, dev_words, confirmed, lookahead), resume, quiet=quiet,
                objective=objective, warm_start=init)

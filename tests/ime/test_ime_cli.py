@@ -63,7 +63,7 @@ def test_train_eval_convert(corpus, kn_dir, tmp_path):
 
 @pytest.mark.parametrize("args, says", [  # refused before any model is loaded
     (["convert", "fi@tw"], "invalid character '@'"),
-    (["convert", "fi\ttw"], "invalid character '\\t'"),
+    (["convert", "fi\x01tw"], "invalid character '\\x01'"),  # (a tab is a key: it ends a phrase)
     (["convert", "   "], "no codes"),
     (["convert", "fitw", "--model", "/nonexistent/model"], "model not found"),
     (["convert", "fitw", "--top-k", "0"], "--top-k"),

@@ -1,6 +1,7 @@
 """Revisions with real models: a Transformer trained with `--lookahead 1` replaces the word before each new
 code exactly when its ranking with that code differs from the online one (`revision_case`, found in real
-text); a word picked with a digit, spelled, or before a mark is never revised; a `kn` model never revises."""
+text); a word picked with a digit, spelled, or before a mark is never revised (a mark that ends a phrase
+converts it instead); a `kn` model never revises."""
 
 from jax_llm.ime.apps.composer import Composer
 from jax_llm.ime.predictor import convert_codes
@@ -37,10 +38,12 @@ def test_a_picked_spelled_or_marked_word_is_never_revised(ime_lookahead_predicto
     i, old, _ = revision_case.revisions[0]  # the first: typing code i revises word i-1 from `old`
     before, code = revision_case.codes[:i - 1], revision_case.codes[i]
     second = ime_lookahead_predictor.candidates(revision_case.codes[i - 1], revision_case.words[:i - 1], 2)[1][0]
+    joint = ime_lookahead_predictor.convert_phrase(revision_case.codes[:i], [])[-1]
     for keys, kept in [(revision_case.codes[i - 1] + "1", old),  # picked with a digit, even the top word
                        (revision_case.codes[i - 1] + "2", second),
                        (f"/{old} ", old),  # spelled
-                       (revision_case.codes[i - 1] + ",", old)]:  # a mark between it and the new code
+                       (revision_case.codes[i - 1] + ",", joint)]:  # a mark between it and the new code: the
+        # mark ends the phrase, which is converted together and closed
         c = Composer(ime_lookahead_predictor)
         type_codes(c, [*before, keys])
         assert type_codes(c, [code]) == [[]], keys

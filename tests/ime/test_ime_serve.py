@@ -65,6 +65,16 @@ def test_convert_gives_the_phrase(ime_server):
     assert status == 200 and data["words"][0] == "[qx?]" and not data["steps"][0]["known"]
 
 
+def test_phrase_converts_a_phrase_as_the_model_does(ime_server, ime_predictor):
+    codes = ["fi", "tw", "ch", "in", "me"]
+    status, data, _ = post(ime_server, "/api/phrase", {"codes": codes})
+    assert status == 200 and data == {"words": ime_predictor.convert_phrase(codes, [])} and data["words"] == PHRASE.split()
+    fixed = {2: ime_predictor.candidates("ch", ["first", "two"], 3)[2][0]}  # a picked word stays
+    status, data, _ = post(ime_server, "/api/phrase", {"codes": codes, "context": ["the"], "fixed": {"2": fixed[2]}})
+    assert status == 200 and data["words"] == ime_predictor.convert_phrase(codes, ["the"], fixed)
+    assert data["words"][2] == fixed[2]
+
+
 def test_convert_speaks_the_typing_language(ime_server, ime_predictor):
     status, data, _ = post(ime_server, "/api/convert", {"codes": 'Fitw, "chinme." /Ishmael (FI)', "k": 3})
     assert status == 200, data
@@ -165,6 +175,16 @@ BAD = [
     ("codes paging without a code", "POST", "/api/convert", b'{"codes": "f>"}', {}, 422),
     ("codes empty", "POST", "/api/convert", b'{"codes": "  "}', {}, 422),
     ("codes too long", "POST", "/api/convert", b'{"codes": "' + b"fi" * 2001 + b'"}', {}, 422),
+    ("phrase codes missing", "POST", "/api/phrase", b'{"context": []}', {}, 422),
+    ("phrase codes a string", "POST", "/api/phrase", b'{"codes": "fitw"}', {}, 422),
+    ("phrase code too long", "POST", "/api/phrase", b'{"codes": ["fir"]}', {}, 422),
+    ("phrase too many codes", "POST", "/api/phrase", b'{"codes": [' + b'"fi",' * keys.PHRASE_WORDS + b'"fi"]}', {}, 422),
+    ("phrase fixed a list", "POST", "/api/phrase", b'{"codes": ["fi"], "fixed": ["first"]}', {}, 422),
+    ("phrase fixed at no position", "POST", "/api/phrase", b'{"codes": ["fi"], "fixed": {"1": "first"}}', {}, 422),
+    ("phrase fixed word of another code", "POST", "/api/phrase", b'{"codes": ["fi"], "fixed": {"0": "two"}}', {},
+     422),
+    ("phrase not an object", "POST", "/api/phrase", b'["fi"]', {}, 400),
+    ("phrase from another page", "POST", "/api/phrase", b'{"codes": ["fi"]}', {"Origin": "http://evil.example"}, 403),
     ("learn on a server that does not learn", "POST", "/api/learn", b'{"word": "ishmael"}', {}, 403),
     ("unknown path", "POST", "/api/nothing", b"{}", {}, 404),
     ("GET on the API", "GET", "/api/predict", None, {}, 405),
@@ -210,8 +230,11 @@ def test_a_lookahead_model_ranks_with_the_codes_ahead(ime_lookahead_server, ime_
         want = ime_lookahead_predictor.candidates(body["code"], body["context"], 5, ahead=[revision_case.codes[i]][:len(ahead)])
         assert ranked[len(ahead)] == [w for w, _ in want]
     assert ranked[0][0] == old and ranked[1][0] == new
+    joint = ime_lookahead_predictor.convert_phrase(revision_case.codes, [])  # the end of the codes ends a phrase
     status, data, _ = post(ime_lookahead_server, "/api/convert", {"codes": revision_case.keys})
-    assert status == 200 and data["text"] == " ".join(revision_case.words)
+    assert status == 200 and data["text"] == " ".join(joint)
+    status, data, _ = post(ime_lookahead_server, "/api/phrase", {"codes": revision_case.codes})
+    assert status == 200 and data["words"] == joint
     # a model without lookahead ignores `ahead`
     status, data, _ = post(ime_server, "/api/predict", {"code": "tw", "context": ["first"], "ahead": ["ch", "in"]})
     assert status == 200 and [c["word"] for c in data["candidates"]] == expected_predict(ime_predictor, "tw", ["first"], 9)

@@ -156,11 +156,12 @@ def test_terminal_session_in_a_pty(ime_ui_model, ime_predictor, user_dict):
 
 
 def test_a_lookahead_model_revises_the_word_before_in_the_pipe_and_on_screen(ime_lookahead_model, revision_case,
-                                                                             user_dict):
+                                                                             ime_lookahead_predictor, user_dict):
     case = revision_case
     r = type_pipe(ime_lookahead_model, case.keys + "\n", "--user-dict", user_dict)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == " ".join(case.words) + "\n" != " ".join(case.shown) + "\n"
+    # the end of the line ends the phrase: its words converted together (after the revisions as typed)
+    assert r.stdout == " ".join(ime_lookahead_predictor.convert_phrase(case.codes, [])) + "\n"
     i, old, new = case.revisions[0]  # the first: typing code i replaces word i-1
     child = pexpect.spawn(JAX_LLM[0], [*JAX_LLM[1:], "ime", "type", "--model", str(ime_lookahead_model), "--user-dict",
                                        str(user_dict)], encoding="utf-8", dimensions=(24, 200), timeout=60)
@@ -175,5 +176,5 @@ def test_a_lookahead_model_revises_the_word_before_in_the_pipe_and_on_screen(ime
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
-    assert child.exitstatus == 0
-    assert child.before.endswith(f"\r\x1b[J> {' '.join([*case.words[:i], case.shown[i]])}\r\n")
+    assert child.exitstatus == 0  # Ctrl-D ends the phrase too
+    assert child.before.endswith(f"\r\x1b[J> {' '.join(ime_lookahead_predictor.convert_phrase(case.codes[:i + 1], []))}\r\n")

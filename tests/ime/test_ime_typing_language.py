@@ -1,7 +1,8 @@
 """The typing language, one set of cases for both of its implementations: each case of typing_cases.json
 (keys in; text, revisions and refused keys out) is typed into the composer (`ime type`, `ime convert`)
 and, key by key, into the page's ime.js in headless Chromium, served by `create_app` around the same
-fake model. The page takes its keys from the server: it holds no copy of them."""
+fake model (the page converts a phrase through /api/phrase). The page takes its keys from the server: it
+holds no copy of them."""
 
 import json
 import socket
@@ -17,19 +18,20 @@ from jax_llm.ime.language import keys
 from jax_llm.ime.predictor import Predictor
 
 CASES = json.loads((Path(__file__).parent / "typing_cases.json").read_text())
-PAGE_KEYS = {"\n": "Enter", "\x7f": "Backspace"}
+PAGE_KEYS = {"\n": "Enter", "\x7f": "Backspace", "\t": "Tab"}
 
 
 class Listed(Predictor):
-    """A model that ranks each code's words as listed; a lookahead model picks its row by the codes after."""
+    """A model that ranks each code's words as listed (or as listed after the previous word); a lookahead
+    model picks its row by the codes after. Its phrases are converted by the default `convert_phrase`."""
 
     def __init__(self, spec: dict):
-        self.lookahead, self.words = spec["lookahead"], spec["words"]
+        self.lookahead, self.words, self.after = spec["lookahead"], spec["words"], spec.get("after", {})
 
     def candidates(self, code, context, k=10, ahead=()):
-        rows = self.words.get(code, [[]])
+        rows = self.after.get(context[-1] if context else "", {}).get(code) or self.words.get(code, [[]])
         row = rows[min(len(ahead[: self.lookahead]), len(rows) - 1)]
-        return [(w, -1.0 - i) for i, w in enumerate(row)][:k]
+        return [tuple(w) if isinstance(w, list) else (w, -1.0 - i) for i, w in enumerate(row)][:k]
 
 
 MODELS = {name: Listed(spec) for name, spec in CASES["models"].items()}
@@ -54,9 +56,11 @@ def test_the_composer_types_each_case(case):
 def test_the_cases_cover_the_language():
     typed = "".join(c["keys"] for c in CASES["cases"])
     for key in [keys.SPELL, keys.NEXT_PAGE, *keys.PUNCTUATION, *keys.SPELL_INSIDE, "1", "0", keys.ENTER[1],
-                keys.BACKSPACE[0], " ", "F", "I"]:
+                keys.BACKSPACE[0], " ", "F", "I", keys.CONVERT]:
         assert key in typed, key
     assert any(c["revised"] for c in CASES["cases"]) and any(c["refused"] for c in CASES["cases"])
+    for end in [*keys.PHRASE_END, keys.ENTER[1], keys.CONVERT]:  # each end of a phrase converts one
+        assert any(end in c["keys"] and c["revised"] and c["model"] == "phrase" for c in CASES["cases"]), end
 
 
 def test_the_page_holds_no_copy_of_the_keys():
@@ -99,3 +103,14 @@ def test_the_page_types_each_case(case, browser, fake_servers):
                 refused.append(i)
         got = {"text": text(pg), "revised": revised, "refused": refused}
     assert got == {k: case[k] for k in ("text", "revised", "refused")}
+
+
+def test_tab_converts_in_the_page_and_keeps_the_focus(browser, fake_servers):
+    with open_page(browser, fake_servers["phrase"]) as pg:
+        pg.keyboard.type("Rebo")
+        pg.keyboard.press("Tab")  # the page takes it (preventDefault): the focus stays in the input
+        settled(pg)
+        assert text(pg) == "Read book" and pg.evaluate("document.activeElement.id") == "keys"
+        spans = pg.locator("#accepted span.revised")
+        assert [(s.get_attribute("title"), s.text_content()) for s in spans.all()] == [
+            ("revised: was Red", "Read"), ("revised: was box", "book")]

@@ -10,12 +10,14 @@ from jax_llm.ime.apps import serve, terminal, userdict
 from jax_llm.ime.language.keys import IN_SHORT
 from jax_llm.ime.transformer import cli as transformer_cli
 
-CONVERT_HELP = """Converts typed keys into text, online (each word is chosen knowing only its own and
+CONVERT_HELP = """Converts typed keys into text, first online (each word is chosen knowing only its own and
 the earlier codes; earlier choices are the context), in the typing language of `jax-llm ime type`. A key
 that does nothing (an unknown character, a digit with no such candidate) is refused: one line on stderr,
 exit status 2. A code no known word has is shown as [xy?] and the conversion goes on. A model trained
 with `--lookahead K` ranks each word accepted by typing on again as the next K codes come, and may
-replace it. Nothing is learnt, and the user dictionary is not read: the model alone converts. """ + IN_SHORT
+replace it. Each phrase, ended by . , ; : ! ?, a new line, a tab or the end of the keys, is then converted again
+as a whole (its words typed on decoded together, the words picked or spelled kept; --top-k still shows the
+candidates ranked before that). Nothing is learnt, and the user dictionary is not read: the model alone converts. """ + IN_SHORT
 
 
 def add_parser(subparsers) -> None:

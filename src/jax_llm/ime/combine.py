@@ -5,7 +5,7 @@ formula is in its class's docstring; the study's weights are chosen on the dev s
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from jax_llm.ime.language.codes import word_code
@@ -217,3 +217,11 @@ class WithUserWords(Predictor):
             p[w] = p.get(w, 0.0) + u * c / n
         best = sorted(p.items(), key=lambda kv: -kv[1])[:k]  # stable: ties keep the model's order
         return [(w, math.log(q)) for w, q in best]
+
+    def convert_phrase(self, codes: Sequence[str], context: Sequence[str], fixed: Mapping[int, str] = {},
+                       beam: int | None = None) -> list[str]:
+        """The model's own (faster) conversion when the writer taught none of the phrase's codes a word:
+        its candidates are then the model's, untouched."""
+        if any(self.user.by_code(c) for c in codes):
+            return super().convert_phrase(codes, context, fixed, beam)
+        return self.model.convert_phrase(codes, context, fixed, beam)

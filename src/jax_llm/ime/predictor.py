@@ -4,7 +4,7 @@ conversion (`convert_codes`, the placeholder of a code with no known word); and 
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +36,26 @@ class ContextView(Sequence):
         return self.words[i]
 
 
+class Joined(Sequence):
+    """`head` followed by the list `tail`, without copying `head` (a hypothesis after a long context)."""
+
+    def __init__(self, head: Sequence[str], tail: list[str]):
+        self.head, self.tail = head, tail
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.tail)
+
+    def __getitem__(self, i):
+        n = len(self.head)
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.head[i] if i < n else self.tail[i - n]
+
+
 class Predictor(ABC):
     """An input-method model: the words of a typed code, ranked given the words confirmed before it.
 
@@ -59,6 +79,19 @@ class Predictor(ABC):
     def label(self) -> tuple[str, str]:
         """(model, settings): the first two columns of its row in the harness's table."""
         return "model", ""
+
+    def convert_phrase(self, codes: Sequence[str], context: Sequence[str], fixed: Mapping[int, str] = {},
+                       beam: int | None = None) -> list[str]:
+        """The words of a whole phrase of `codes`, decoded jointly after the confirmed `context`; `fixed`:
+        position -> word the writer picked or spelled, kept as it is (`phrase.beam_search`)."""
+        from jax_llm.ime import phrase  # here: phrase builds on this module
+
+        return phrase.beam_search(self, codes, context, fixed, phrase.BEAM if beam is None else beam)
+
+    def convert_phrases(self, phrases: Sequence[tuple[Sequence[str], Sequence[str], Mapping[int, str]]],
+                        beam: int | None = None) -> list[list[str]]:
+        """`convert_phrase` for many (context, codes, fixed) at once (the phrase protocol's batch)."""
+        return [self.convert_phrase(codes, context, fixed, beam) for context, codes, fixed in phrases]
 
     def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int,
                      start: int = 0) -> list[list[tuple[str, float]]]:

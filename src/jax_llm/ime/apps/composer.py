@@ -5,7 +5,9 @@ The model sees the lowercased words only: each word, or a spelled word's letters
 punctuation and digits are not words to it. A word the writer spelled, or picked when it was not the top
 candidate, is learnt (`learner.learn`) when a learner is given (`ime type` and `ime serve`). With a model
 trained with `--lookahead K`, each complete code first revises the words accepted by typing on just
-before it (`_revise`; `revised` lists what the last key changed).
+before it (`_revise`; `revised` lists what the last key changed). The end of a phrase (a mark of
+`PHRASE_END`, Enter, Tab, the end of `compose`'s input) converts the words of the phrase again together
+(`end_phrase`, `Predictor.convert_phrase`; the phrase and its positions: `phrasing`) and closes it.
 """
 
 from collections.abc import Sequence
@@ -13,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from jax_llm.ime.language.codes import normalize
-from jax_llm.ime.language.keys import (BACKSPACE, CONTEXT_WORDS, DIGITS, ENTER, GLUE_BEFORE, LETTERS, NEXT_PAGE,
-                                       PAGE_SIZE, PUNCTUATION, QUOTES, SPELL, SPELL_INSIDE)
+from jax_llm.ime.language.keys import (BACKSPACE, CONTEXT_WORDS, CONVERT, DIGITS, ENTER, GLUE_BEFORE, LETTERS,
+                                       NEXT_PAGE, PAGE_SIZE, PHRASE_END, PUNCTUATION, QUOTES, SPELL, SPELL_INSIDE)
 from jax_llm.ime.predictor import Predictor, context_word, shown_word
+from jax_llm.ime.apps.phrasing import open_phrase
 from jax_llm.ime.apps.userdict import valid_word
 
 
@@ -42,10 +45,12 @@ class Token:
     candidates: list = field(default_factory=list)  # a word's candidates when it was confirmed
     learnt: str = ""  # the word this token taught the user dictionary, taken back on undo
     picked: bool = False  # chosen with a digit: the writer's choice, never revised
+    closed: bool = False  # in a phrase already converted: never revised or converted again
 
     def revisable(self) -> bool:
-        """A word accepted as the top candidate by typing on: a lookahead model may still replace it."""
-        return self.kind == "word" and not self.picked
+        """A word accepted as the top candidate by typing on, in the open phrase: a lookahead model, or the
+        phrase's conversion, may still replace it."""
+        return self.kind == "word" and not self.picked and not self.closed
 
     def model_words(self) -> list[str]:
         if self.kind == "word":
@@ -96,6 +101,7 @@ class Composer:
         self.page = 0
         self.candidates: list[tuple[str, float]] = []
         self.revised: list[tuple[str, str]] = []  # (word shown before, word now) replaced by the last key
+        self._replaced: list[Token] = []  # the tokens of `revised`, in the same order
 
     # --- what is shown --------------------------------------------------------------------------------
     @property
@@ -144,7 +150,7 @@ class Composer:
     # --- keys -----------------------------------------------------------------------------------------
     def key(self, ch: str) -> str | None:
         """Apply one key. Returns None, or a message saying why the key did nothing."""
-        self.revised = []
+        self.revised, self._replaced = [], []
         if self.spelling is not None:
             return self._spell_key(ch)
         if ch.lower() in LETTERS:
@@ -157,11 +163,13 @@ class Composer:
             elif self.typed:
                 self._complete(" ")
         elif ch in ENTER:
-            if self.typed:
-                self.finish()
-            else:
+            on_nothing = not self.typed
+            self.end_phrase()
+            if on_nothing:
                 self._add(Token("", "newline"))
                 self.line_start = len(self.tokens)
+        elif ch == CONVERT:
+            self.end_phrase()
         elif ch in BACKSPACE:
             return self.backspace()
         elif ch in DIGITS:
@@ -173,28 +181,36 @@ class Composer:
         elif ch == NEXT_PAGE:
             return self.next_page()
         elif ch == SPELL or ch in PUNCTUATION:
-            self.finish()  # a lone letter is a one-letter word's code; a full code accepts its top word
+            if ch in PHRASE_END:  # before the mark is added
+                self.end_phrase()
+            else:
+                self.finish()  # a lone letter is a one-letter word's code; a full code accepts its top word
             if ch == SPELL:
                 self.spelling = ""
             else:
                 self._add(Token(ch, "mark"))
         else:
             return (f"{ch!r} is not a key here: codes are letters, 1-9 pick, {NEXT_PAGE} more candidates, "
-                    f"{SPELL} spells a word, {' '.join(PUNCTUATION)} and digits pass through")
+                    f"{SPELL} spells a word, {' '.join(PUNCTUATION)} and digits pass through, Tab converts")
         return None
 
     def _spell_key(self, ch: str) -> str | None:
         if ch.isalnum() or (ch in SPELL_INSIDE and self.spelling):
             self.spelling += ch
-        elif ch == " " or ch in ENTER:
+        elif ch == " ":
             self.finish()
+        elif ch in ENTER or ch == CONVERT:
+            self.end_phrase()
         elif ch in BACKSPACE:
             self.spelling = self.spelling[:-1] if self.spelling else None  # on nothing: no longer spelling
         elif ch in PUNCTUATION:
-            self.finish()
+            if ch in PHRASE_END:
+                self.end_phrase()
+            else:
+                self.finish()
             self._add(Token(ch, "mark"))
         else:
-            return f"{ch!r} is not part of a word: spell letters and digits; space or Enter ends the word"
+            return f"{ch!r} is not part of a word: spell letters and digits; space, Enter or Tab ends the word"
         return None
 
     def _letter(self, ch: str) -> None:
@@ -224,10 +240,40 @@ class Composer:
             t = self.tokens[i]
             ahead = [u.code for u in self.tokens[i + 1:]] + [self.typed]
             t.candidates = self.predictor.candidates(t.code, self.context(i), self.k, ahead)
-            word = shown_word(t.code, t.candidates)
-            if word != t.word:
-                self.revised.append((t.text, cased(word, t.case)))
-                t.word, t.text = word, cased(word, t.case)
+            self._replace(t, shown_word(t.code, t.candidates))
+
+    def _replace(self, t: Token, word: str) -> None:
+        """`t` shows the model word `word` now, in its case; a change is reported in `revised`, once per key
+        and token (from the word shown before the key)."""
+        if word == t.word:
+            return
+        new = cased(word, t.case)
+        for j, u in enumerate(self._replaced):
+            if u is t:
+                self.revised[j] = (self.revised[j][0], new)
+                break
+        else:
+            self.revised.append((t.text, new))
+            self._replaced.append(t)
+        t.word, t.text = word, new
+
+    def end_phrase(self) -> None:
+        """The end of a phrase (a mark of PHRASE_END, before it is added; Enter; Tab; the end of the input):
+        the word being typed is finished, then the words of the open phrase accepted by typing on are
+        converted again together, after the words before it, keeping the words picked or spelled
+        (`phrasing.open_phrase`); a word whose conversion differs is replaced, keeping its case, and
+        reported in `revised`. The phrase is closed: nothing revises or converts its words again."""
+        self.finish()
+        phrase = open_phrase(self.tokens)
+        if phrase.open:
+            words = self.predictor.convert_phrase(phrase.codes, self.context(phrase.start), phrase.fixed)
+            for j, i in phrase.open.items():
+                self._replace(self.tokens[i], words[j])
+            at = {id(t): i for i, t in enumerate(self.tokens)}  # in the text's order, as the page shows them
+            pairs = sorted(zip(self._replaced, self.revised), key=lambda pair: at[id(pair[0])])
+            self._replaced, self.revised = [t for t, _ in pairs], [r for _, r in pairs]
+        for t in self.tokens[phrase.start:]:
+            t.closed = True
 
     def finish(self) -> None:
         """End of the word being typed: a spelled word is confirmed; a lone letter is a one-letter word's
@@ -275,6 +321,9 @@ class Composer:
         return None
 
     def backspace(self) -> str | None:
+        """Takes back a typed letter, or the last confirmed item. It never undoes a conversion: after a mark
+        that ended a phrase it removes the mark and the converted words stay, closed; a word taken back
+        comes back as its code, ranked online, and once confirmed again is in the open phrase."""
         if self.typed:
             self.typed, self.candidates, self.page = self.typed[:-1], [], 0
             self.case = "cap" if self.case and self.typed else ""
@@ -297,7 +346,7 @@ def check_keys(text: str) -> None:
     is a key in no state (any letter or digit may be spelled after `/`)."""
     from jax_llm.errors import UserError
 
-    keys = f" {SPELL}{NEXT_PAGE}{PUNCTUATION}{''.join(ENTER)}{''.join(BACKSPACE)}"
+    keys = f" {SPELL}{NEXT_PAGE}{PUNCTUATION}{CONVERT}{''.join(ENTER)}{''.join(BACKSPACE)}"
     for i, ch in enumerate(text, 1):
         if not (ch.isalnum() or ch in keys):
             raise UserError(f"invalid character {ch!r} at position {i} of {text!r}: codes are letters a-z (two "
@@ -317,5 +366,5 @@ def compose(text: str, predictor: Predictor, k: int = PAGE_SIZE) -> Composer:
         problem = composer.key(ch)
         if problem:
             raise UserError(f"position {i} of {text!r}: {problem}")
-    composer.finish()
+    composer.end_phrase()  # the end of the input ends a phrase
     return composer

@@ -6,6 +6,9 @@
     POST /api/convert  {"codes": "Fitw, chinme.", "k": 1}   (the typing language of `composer.py`)
                        -> {"words": [...], "text": "First two, character input method.",
                            "steps": [{"kind", "code", "word", "known", "candidates"}, ...]}
+                       (each phrase, and the whole string at its end, is converted together: `composer.end_phrase`)
+    POST /api/phrase   {"codes": ["re", "bo"], "context": ["i"], "fixed": {"1": "book"}} -> {"words": ["read", "book"]}
+                       (a phrase's words decoded together after `context`, `fixed` kept: `convert_phrase`)
     POST /api/learn    {"word": "ishmael", "undo": false} -> {"word": "ishmael", "learnt": true, "count": 1}
     GET  /api/info     -> {"model": ..., "lookahead": 0, "learning": true, "limits": {...}, "keys": {...}}
                        ("keys": the typing language's constants, `keys.page_keys`: the page has no copy)
@@ -33,7 +36,7 @@ from importlib import resources
 from jax_llm.errors import UserError
 from jax_llm.ime.apps import guard, userdict
 from jax_llm.ime.language import keys
-from jax_llm.ime.language.codes import LETTERS
+from jax_llm.ime.language.codes import LETTERS, word_code
 from jax_llm.ime.predictor import Predictor
 
 MAX_BODY = 64 * 1024
@@ -42,6 +45,7 @@ MAX_WORD_CHARS = 64
 MAX_CODES_CHARS = 4000
 MAX_K = 1000  # a code has at most 910 words in shakespeare; the page asks for one page more at a time
 MAX_AHEAD = 16  # codes after the one ranked (a lookahead model reads its K of them)
+MAX_PHRASE = keys.PHRASE_WORDS  # codes of a phrase converted together (the page sends at most that many)
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/ime.js": ("ime.js", "text/javascript; charset=utf-8"),
           "/ime.css": ("ime.css", "text/css; charset=utf-8")}
@@ -98,13 +102,36 @@ def parse_ahead(value) -> list[str]:
 def parse_context(value) -> list[str]:
     value = _list_field(value, "context", "words", MAX_CONTEXT_WORDS)
     for i, w in enumerate(value):
-        if not isinstance(w, str):
-            raise ApiError(422, f"'context'[{i}] must be a string")
-        if len(w) > MAX_WORD_CHARS:
-            raise ApiError(422, f"'context'[{i}] is {len(w)} characters long, at most {MAX_WORD_CHARS}")
-        if not _letters(w):
-            raise ApiError(422, f"'context'[{i}] must be lowercase letters a-z, got {w!r}")
+        parse_word(w, f"'context'[{i}]")
     return value
+
+
+def parse_word(value, name: str) -> str:
+    """A model word: 1 to MAX_WORD_CHARS lowercase letters a-z."""
+    if not isinstance(value, str):
+        raise ApiError(422, f"{name} must be a string")
+    if len(value) > MAX_WORD_CHARS:
+        raise ApiError(422, f"{name} is {len(value)} characters long, at most {MAX_WORD_CHARS}")
+    if not _letters(value):
+        raise ApiError(422, f"{name} must be lowercase letters a-z, got {value!r}")
+    return value
+
+
+def parse_fixed(value, codes: list[str]) -> dict[int, str]:
+    """{"position": word}: a position of `codes` ("0", "1", ...) and a word with that position's code."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError(422, "'fixed' must be an object of positions and words")
+    fixed = {}
+    for key, word in value.items():
+        name = f"'fixed'[{key!r}]"[:80]
+        if not (key.isascii() and key.isdigit() and len(key) <= 4 and int(key) < len(codes)):
+            raise ApiError(422, f"{name} is no position of the {len(codes)} codes: \"0\", \"1\", ... as strings")
+        fixed[int(key)] = parse_word(word, name)
+        if word_code(word) != codes[int(key)]:
+            raise ApiError(422, f"{name} is {word!r}, whose code is not {codes[int(key)].strip()!r}")
+    return fixed
 
 
 def _candidates(pairs) -> list[dict]:
@@ -135,6 +162,17 @@ def convert(predictor: Predictor, data: dict) -> dict:
     return {"words": [t.text for t in tokens if t.kind != "newline"], "text": render(tokens),
             "steps": [{"kind": t.kind, "code": t.code, "word": t.text, "known": t.kind != "word" or bool(t.candidates),
                        "candidates": _candidates(t.candidates[:k])} for t in tokens if t.kind != "newline"]}
+
+
+def phrase(predictor: Predictor, data: dict) -> dict:
+    """The words of a phrase of codes, converted together (the page, at the end of a phrase)."""
+    if "codes" not in data:
+        raise ApiError(422, "'codes' must be a list of codes")
+    codes = [parse_code(c, f"'codes'[{i}]") for i, c in enumerate(_list_field(data["codes"], "codes", "codes",
+                                                                               MAX_PHRASE))]
+    context = parse_context(data.get("context"))
+    fixed = parse_fixed(data.get("fixed"), codes)
+    return {"words": list(predictor.convert_phrase(codes, context, fixed)) if codes else []}
 
 
 def learn(user: "userdict.UserDict", data: dict) -> dict:
@@ -202,6 +240,10 @@ def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserD
         data = await read_json(request)
         return JSONResponse(await run_in_threadpool(convert, predictor, data), headers=HEADERS)
 
+    async def api_phrase(request):
+        data = await read_json(request)
+        return JSONResponse(await run_in_threadpool(phrase, predictor, data), headers=HEADERS)
+
     async def api_learn(request):
         data = await read_json(request)
         if user is None:
@@ -212,7 +254,8 @@ def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserD
         return JSONResponse({"model": model_name, "lookahead": predictor.lookahead,
                              "learning": bool(user and user.learning), "limits": {
             "body_bytes": MAX_BODY, "context_words": MAX_CONTEXT_WORDS, "word_chars": MAX_WORD_CHARS,
-            "codes_chars": MAX_CODES_CHARS, "k": MAX_K, "ahead": MAX_AHEAD}, "keys": keys.page_keys()},
+            "codes_chars": MAX_CODES_CHARS, "k": MAX_K, "ahead": MAX_AHEAD, "phrase": MAX_PHRASE},
+            "keys": keys.page_keys()},
             headers=HEADERS)
 
     async def on_api_error(request, exc: ApiError):
@@ -231,6 +274,7 @@ def create_app(predictor: Predictor, model_name: str = "", user: "userdict.UserD
     routes = [Route(path, page, methods=["GET"]) for path in STATIC] + [Route("/favicon.ico", no_icon)]
     routes += [Route("/api/predict", api_predict, methods=["POST"]),
                Route("/api/convert", api_convert, methods=["POST"]),
+               Route("/api/phrase", api_phrase, methods=["POST"]),
                Route("/api/learn", api_learn, methods=["POST"]),
                Route("/api/info", api_info, methods=["GET"])]
     return Starlette(routes=routes, exception_handlers={

@@ -3,7 +3,8 @@
 The keys are the typing language (`language.keys`; the web page of `jax-llm ime serve` speaks the same).
 Words spelled in full, and words picked when they were not the top candidate, are learnt in the user dictionary (`apps/userdict.py`) and offered
 in later sessions; `--no-learn` only reads it. A model trained with `--lookahead K` may replace a word
-accepted by typing on once the next codes arrive (the composer's revisions); the status line says so.
+accepted by typing on once the next codes arrive (the composer's revisions); the end of a phrase (. , ; : ! ?,
+Enter, Tab, and Ctrl-D) converts its words again together; the status line says what either replaced.
 
 Over a pipe (stdin not a terminal) each input line goes through the same keys and its text is printed as
 one line, so `echo "Fi, tw." | jax-llm ime type` prints "First, two."; a key that does nothing there (a
@@ -35,7 +36,7 @@ def run_pipe(composer: Composer, stdin, stdout) -> None:
             problem = composer.key(ch)
             if problem:
                 raise UserError(f"stdin line {lineno}, column {col}: {problem}")
-        composer.finish()
+        composer.end_phrase()  # the line's end: Enter, which ends the phrase
         stdout.write(composer.line() + "\n")
         stdout.flush()
         composer.key("\n")
@@ -46,8 +47,8 @@ def run_pipe(composer: Composer, stdin, stdout) -> None:
 REVERSE, DIM, RESET = "\x1b[7m", "\x1b[2m", "\x1b[0m"
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)?", re.S)
 BANNER = textwrap.fill(IN_SHORT + " Enter on nothing starts a new line; Ctrl-C quits.", 100).replace("\n", "\r\n") + "\r\n"
-HELP = f"space/Enter accept | 1-9 pick | {NEXT_PAGE} more | {SPELL}word spell | Bksp undo | Ctrl-D done"
-SPELLING = "spelling a word: letters, digits, ' -; space or Enter ends it, Backspace erases"
+HELP = f"space/Enter accept | 1-9 pick | {NEXT_PAGE} more | {SPELL}word spell | Bksp undo | Ctrl-D done"  # 80 columns
+SPELLING = "spelling a word: letters, digits, ' -; space, Enter or Tab ends it; Bksp erases"
 
 
 def _fit_left(text: str, width: int) -> str:
@@ -105,17 +106,19 @@ def run_terminal(composer: Composer, fd: int, out) -> None:
                 if ch in ("\x03", "\x04"):  # Ctrl-C leaves the word being typed, Ctrl-D accepts it
                     quit_ = ch
                     break
-                if ch in ENTER and not composer.typed and composer.spelling is None:  # keep the line on screen
-                    out.write(f"\r\x1b[J> {composer.line()}\r\n")
+                new_line = ch in ENTER and not composer.typed and composer.spelling is None
                 try:
                     problem = composer.key(ch)
                 except UserError as e:  # the user dictionary could not be written: say so, keep typing
                     problem = str(e)
+                if new_line and composer.text().endswith("\n"):  # keep the line on screen, as converted
+                    done = composer.text()[:-1].rsplit("\n", 1)[-1]
+                    out.write(f"\r\x1b[J> {done}\r\n")
                 if problem:
                     message = problem
                     out.write("\a")
             if quit_ == "\x04":
-                composer.finish()
+                composer.end_phrase()
             if quit_:
                 break
             _draw(out, composer, message)

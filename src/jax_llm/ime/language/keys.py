@@ -17,7 +17,8 @@ from jax_llm.ime.language.codes import LETTERS  # noqa: F401  (a key of the lang
 IN_SHORT = ("The keys: two letters a word (a letter and a space, or the end, for a one-letter word); a capital "
             "first letter capitalises it; typing on, space or Enter accepts the word shown; 1-9 pick, > shows the "
             "next nine, /word spells a word in full; . , ; : ! ? ' \" ( ) - and digits pass through with English "
-            "spacing; Backspace takes back a letter or the last word (docs/ime.md: the typing language).")
+            "spacing; . , ; : ! ? Enter and Tab end a phrase, whose words typed on are then converted again together; "
+            "Backspace takes back a letter or the last word (docs/ime.md: the typing language).")
 
 PAGE_SIZE = 9  # the digits 1-9 pick among the nine candidates shown
 SPELL = "/"  # spell the next word in full (a key no code and no punctuation uses)
@@ -27,6 +28,9 @@ DIGITS = "0123456789"  # pick while candidates are shown, else pass through
 SPELL_INSIDE = "'-"  # besides letters and digits, a spelled word may hold these ("don't", "Moby-Dick")
 GLUE_BEFORE = ".,;:!?)"  # no space before these
 QUOTES = "'\""  # attach to the words they enclose: odd ones open, even ones close
+PHRASE_END = ".,;:!?"  # besides passing through, end a phrase: its words are converted together
+CONVERT = "\t"  # Tab: ends a phrase without a mark (and the word being typed, as Enter does)
+PHRASE_WORDS = 64  # most words of a phrase converted together: the last ones of a longer phrase
 BACKSPACE = ("\x7f", "\b")
 ENTER = ("\r", "\n")
 CONTEXT_WORDS = 500  # most recent words sent to the model
@@ -36,7 +40,8 @@ CODE_KEYS = 2
 def page_keys() -> dict:
     """The constants the page's script needs, by their names here (sent in GET /api/info)."""
     return {name: globals()[name] for name in ("LETTERS", "PAGE_SIZE", "SPELL", "NEXT_PAGE", "PUNCTUATION", "DIGITS",
-                                                "SPELL_INSIDE", "GLUE_BEFORE", "QUOTES", "CONTEXT_WORDS")}
+                                                "SPELL_INSIDE", "GLUE_BEFORE", "QUOTES", "CONTEXT_WORDS", "PHRASE_END",
+                                                "CONVERT", "PHRASE_WORDS")}
 
 
 def pick_keys(rank: int) -> int:

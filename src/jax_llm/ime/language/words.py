@@ -6,6 +6,7 @@ a real user. The published study built it from the whole file; `whole_file=True`
 """
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class WordCorpus:
 
     name: str
     words: list[str]
+    phrase_ends: np.ndarray | None = None  # True at each word that ends a phrase of the text (`phrase_ends`)
 
     @property
     def n_train(self) -> int:
@@ -48,10 +50,26 @@ class WordCorpus:
 
 def load_corpus(name_or_path: str, data_dir=None) -> WordCorpus:
     path = datasets.resolve(name_or_path, data_dir)
-    words = normalize(read_text(path)) if path.stat().st_size else []  # empty: "has 0 words" below
+    text = read_text(path) if path.stat().st_size else ""  # empty: "has 0 words" below
+    words = normalize(text)
     if len(words) < MIN_WORDS:
         raise UserError(f"{path} has {len(words)} words (letters a-z); need at least {MIN_WORDS}")
-    return WordCorpus(name_or_path, words)
+    return WordCorpus(name_or_path, words, phrase_ends(text))
+
+
+PHRASE_END = re.compile(r"[.,;:!?\n]")  # what ends a phrase in the text: the marks and Enter that end one when typing
+
+
+def phrase_ends(text: str) -> np.ndarray:
+    """For each word of `normalize(text)`: whether a phrase of the text ends with it (the text's next
+    character outside a-z that is not a space, quote, bracket or hyphen is one of PHRASE_END)."""
+    ends = []
+    for piece in PHRASE_END.split(text):
+        n = len(normalize(piece))
+        ends += [False] * (n - 1) + [True] if n else []
+    if ends:
+        ends[-1] = True
+    return np.array(ends, bool)
 
 
 def dev_split(train: Sequence[str]) -> tuple[list[str], list[str]]:

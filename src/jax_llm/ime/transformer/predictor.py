@@ -4,7 +4,7 @@ same window, so they agree exactly; scores are restricted to the typed code's wo
 """
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +18,9 @@ from jax_llm.errors import UserError
 from jax_llm.ime.language.codes import CODE_IDS, code_id, code_ids
 from jax_llm.ime.language.words import Vocab
 from jax_llm.ime.modelfiles import META_FILE, VOCAB_FILE, read_meta
+from jax_llm.ime.phrase import BEAM
 from jax_llm.ime.predictor import Predictor
+from jax_llm.ime.transformer import phrase
 from jax_llm.ime.transformer.job import (FORMAT, NOT_TYPED, code_stream, mask_other_codes, streams, typed_codes,
                                          window_start)
 from jax_llm.model import init_cache
@@ -179,6 +181,16 @@ class TransformerPredictor(Predictor):
         code_of, names = self.vocab.code_of, self.vocab.words
         return [[(names[j], float(v)) for j, v in zip(ids, vals) if j and code_of[j] == CODE_IDS[code]]
                 for ids, vals, code in zip(top[start - lo:].tolist(), logp[start - lo:].tolist(), codes[start:])]
+
+    def convert_phrase(self, codes: Sequence[str], context: Sequence[str], fixed: Mapping[int, str] = {},
+                       beam: int | None = None) -> list[str]:
+        for c in codes:
+            code_id(c)  # a string that is not a code: UserError
+        return self.convert_phrases([(context, codes, fixed)], beam)[0]
+
+    def convert_phrases(self, phrases, beam: int | None = None) -> list[list[str]]:
+        """Batched: many phrases and their hypotheses are rows of one KV cache (`transformer.phrase`)."""
+        return phrase.convert(self, phrases, BEAM if beam is None else beam)
 
     def _batch(self, positions):
         """(inputs (1, T) or (1, T, 1 + K), aux (1, T)) for [(code id, later code ids..., previous word id), ...]."""

@@ -45,8 +45,8 @@ def train(corpus: WordCorpus, run_dir: Path, preset: str | None = "ime-small", o
     objective = None  # the engine's default: every word scored
     if restricted:
         positions = cfg.train.batch_size * jax.device_count() * cfg.model.block_size
-        objective = candidates.objective(candidates.fit_layout(vocab.code_of, typed_codes(fit_streams), fit_streams.targets,
-                                                               positions), cfg.train.label_smoothing)
+        layout = candidates.fit_layout(vocab.code_of, typed_codes(fit_streams), fit_streams.targets, positions)
+        objective = candidates.objective(layout, cfg.train.label_smoothing)
     return fit(run.path, cfg, fit_streams, streams(vocab, dev_words, confirmed, lookahead), resume, quiet=quiet,
                objective=objective, warm_start=init)
 

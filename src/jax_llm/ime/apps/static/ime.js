@@ -1,14 +1,17 @@
 // The input method page: the typing language as apps/composer.py applies it, key for key (the shared
-// cases in tests/ime/typing_cases.json run against both), with predictions from POST /api/predict and
-// the words it learns sent to POST /api/learn. Keys are handled strictly in order: each waits for the one
-// before (and its prediction), so fast typing converts exactly as slow typing does.
+// cases in tests/ime/typing_cases.json run against both), with predictions from POST /api/predict, the
+// words it learns sent to POST /api/learn, and each phrase converted again together at its end by POST
+// /api/phrase (composer.end_phrase, apps/phrasing.py). Keys are handled strictly in order: each waits for
+// the one before (and its prediction), so fast typing converts exactly as slow typing does.
 "use strict";
 
 // The language's keys, from GET /api/info (language/keys.py), set before the first key is handled.
-let LETTERS, PAGE_SIZE, SPELL, NEXT_PAGE, PUNCTUATION, DIGITS, SPELL_INSIDE, GLUE_BEFORE, QUOTES, CONTEXT_WORDS;
+let LETTERS, PAGE_SIZE, SPELL, NEXT_PAGE, PUNCTUATION, DIGITS, SPELL_INSIDE, GLUE_BEFORE, QUOTES, CONTEXT_WORDS,
+  PHRASE_END, CONVERT, PHRASE_WORDS;
 
 const state = {
-  tokens: [],        // confirmed: {text, kind: word|spelled|mark|digit|newline, code, kase, word, learnt, picked}
+  tokens: [],        // confirmed: {text, kind: word|spelled|mark|digit|newline, code, kase, word, learnt, picked,
+                     //   closed: in a phrase already converted}
   lineStart: 0,      // index in tokens where the current line begins
   typed: "",         // the code being typed: "", "f", "fi" or "f "
   kase: "",          // "", "cap" or "upper"
@@ -31,6 +34,8 @@ const pages = () => state.candidates.length > PAGE_SIZE;
 const isAlnum = (ch) => /^[\p{L}\p{N}]$/u.test(ch);
 const isLetter = (ch) => LETTERS.includes(ch.toLowerCase()) && ch.length === 1;
 const normalize = (text) => text.toLowerCase().replace(/[^a-z]+/g, " ").trim().split(" ").filter(Boolean);
+const wordCode = (w) => (w.length >= 2 ? w.slice(0, 2) : w + " ");
+const revisable = (t) => t.kind === "word" && !t.picked && !t.closed;
 const learnable = (w) => w.length > 0 && w.length <= 64 && [...w.toLowerCase()].every((c) => LETTERS.includes(c));
 
 function modelWords(t) {
@@ -104,19 +109,55 @@ async function completeCode(ch) {
 async function revise() {
   const end = state.tokens.length;
   let start = end;
-  while (end - start < state.lookahead && start > 0 && state.tokens[start - 1].kind === "word"
-         && !state.tokens[start - 1].picked) start -= 1;
+  while (end - start < state.lookahead && start > 0 && revisable(state.tokens[start - 1])) start -= 1;
   for (let i = start; i < end; i++) {
     const t = state.tokens[i];
     const ahead = [...state.tokens.slice(i + 1).map((u) => u.code), state.typed];
     const cands = (await api("/api/predict", { code: t.code, context: context(i), k: PAGE_SIZE + 1, ahead })).candidates;
-    const word = shownWord(cands, t.code);
-    if (word !== t.word) {
-      state.revised.push({ token: t, old: t.text });
-      t.word = word;
-      t.text = cased(word, t.kase);
+    replace(t, shownWord(cands, t.code));
+  }
+}
+
+// t shows the model word `word` now, in its case; a change is highlighted, once a key (composer._replace).
+function replace(t, word) {
+  if (word === t.word) return;
+  if (!state.revised.some((r) => r.token === t)) state.revised.push({ token: t, old: t.text });
+  t.word = word;
+  t.text = cased(word, t.kase);
+}
+
+// The open phrase and its positions (apps/phrasing.py): the tokens after the last closed one or new line, at
+// most PHRASE_WORDS model words; a word is one position (fixed when picked), a spelled word one per model word.
+function openPhrase() {
+  const tokens = state.tokens;
+  let start = tokens.length, n = 0;
+  while (start > 0 && !tokens[start - 1].closed && tokens[start - 1].kind !== "newline") {
+    n += modelWords(tokens[start - 1]).length;
+    if (n > PHRASE_WORDS) break;
+    start -= 1;
+  }
+  const phrase = { start, codes: [], fixed: {}, open: new Map() };
+  for (let i = start; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (revisable(t)) phrase.open.set(phrase.codes.length, t);
+    for (const w of modelWords(t)) {
+      if (!revisable(t)) phrase.fixed[String(phrase.codes.length)] = w;
+      phrase.codes.push(t.kind === "word" ? t.code : wordCode(w));
     }
   }
+  return phrase;
+}
+
+// The end of a phrase (composer.end_phrase): the word being typed is finished, then the words of the open
+// phrase accepted by typing on are converted again together; the phrase is closed.
+async function endPhrase() {
+  await finish();
+  const phrase = openPhrase();
+  if (phrase.open.size) {
+    const { words } = await api("/api/phrase", { codes: phrase.codes, context: context(phrase.start), fixed: phrase.fixed });
+    for (const [j, t] of phrase.open) replace(t, words[j]);
+  }
+  for (const t of state.tokens.slice(phrase.start)) t.closed = true;
 }
 
 async function letter(ch) {
@@ -185,10 +226,13 @@ async function backspace() {
 
 async function spellKey(k) {
   if (k.length === 1 && (isAlnum(k) || (SPELL_INSIDE.includes(k) && state.spelling))) state.spelling += k;
-  else if (k === " " || k === "Enter") await finish();
+  else if (k === " ") await finish();
+  else if (k === "Enter" || k === CONVERT) await endPhrase();
   else if (k === "Backspace") state.spelling = state.spelling ? state.spelling.slice(0, -1) : null;
-  else if (PUNCTUATION.includes(k)) { await finish(); await add({ text: k, kind: "mark" }); }
-  else return `"${k}" is not part of a word: spell letters and digits; space or Enter ends the word`;
+  else if (PUNCTUATION.includes(k)) {
+    if (PHRASE_END.includes(k)) await endPhrase(); else await finish();
+    await add({ text: k, kind: "mark" });
+  } else return `"${k}" is not part of a word: spell letters and digits; space, Enter or Tab ends the word`;
   return "";
 }
 
@@ -202,8 +246,11 @@ async function key(k) {
     if (complete()) await accept();
     else if (state.typed) await completeCode(" ");
   } else if (k === "Enter") {
-    if (state.typed) await finish();
-    else { await add({ text: "", kind: "newline" }); state.lineStart = state.tokens.length; }
+    const onNothing = !state.typed;
+    await endPhrase();
+    if (onNothing) { await add({ text: "", kind: "newline" }); state.lineStart = state.tokens.length; }
+  } else if (k === CONVERT) {
+    await endPhrase();
   } else if (k === "Backspace") {
     return backspace();
   } else if (DIGITS.includes(k)) {
@@ -213,11 +260,12 @@ async function key(k) {
   } else if (k === NEXT_PAGE) {
     return nextPage();
   } else if (k === SPELL || PUNCTUATION.includes(k)) {
-    await finish();
+    if (PHRASE_END.includes(k)) await endPhrase();  // before the mark is added
+    else await finish();
     if (k === SPELL) state.spelling = "";
     else await add({ text: k, kind: "mark" });
   } else {
-    return `"${k}" is not a key here: codes are letters, 1-9 pick, ${NEXT_PAGE} more candidates, ${SPELL} spells a word, punctuation and digits pass through`;
+    return `"${k}" is not a key here: codes are letters, 1-9 pick, ${NEXT_PAGE} more candidates, ${SPELL} spells a word, punctuation and digits pass through, Tab converts`;
   }
   return "";
 }
@@ -288,9 +336,10 @@ function enqueue(job) {
 function onKeyDown(e) {
   if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
   const k = e.key;
-  if (k.length !== 1 && k !== "Enter" && k !== "Backspace") return;  // "Unidentified": see onInput
-  e.preventDefault();
-  enqueue(() => key(k));
+  if (k === "Tab" && e.shiftKey) return;  // Shift+Tab still moves the focus back
+  if (k.length !== 1 && k !== "Enter" && k !== "Backspace" && k !== "Tab") return;  // "Unidentified": see onInput
+  e.preventDefault();  // Tab too: it converts the phrase, and the focus stays
+  enqueue(() => key(k === "Tab" ? CONVERT : k));
 }
 
 // On-screen keyboards often send no usable keydown: what they type lands in the input; take it as keys.
@@ -332,8 +381,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   enqueue(async () => {
     const info = await (await fetch("/api/info")).json();
-    ({ LETTERS, PAGE_SIZE, SPELL, NEXT_PAGE, PUNCTUATION, DIGITS, SPELL_INSIDE, GLUE_BEFORE, QUOTES, CONTEXT_WORDS }
-      = info.keys);
+    ({ LETTERS, PAGE_SIZE, SPELL, NEXT_PAGE, PUNCTUATION, DIGITS, SPELL_INSIDE, GLUE_BEFORE, QUOTES, CONTEXT_WORDS,
+      PHRASE_END, CONVERT, PHRASE_WORDS } = info.keys);
     state.learning = info.learning;
     state.lookahead = info.lookahead;
     $("model").textContent = info.model + (info.learning ? " · learning your words" : "");

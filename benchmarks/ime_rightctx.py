@@ -39,6 +39,8 @@ def main() -> int:
     ap.add_argument("--seen", type=int, nargs="+", help="later codes read (default 0..K)")
     ap.add_argument("--beams", type=int, nargs="+", default=[1, 8], help="phrase protocol beam widths")
     ap.add_argument("--kn", action="store_true", help="kn words+cache rows too (online and phrase)")
+    ap.add_argument("--kn-phrase-words", type=int, default=5000,
+                    help="kn's phrase rows on the split's first N words (its beam search calls kn per hypothesis)")
     ap.add_argument("--no-phrase", action="store_true")
     ap.add_argument("--data-dir", default=os.environ.get("JAX_LLM_DATA_DIR"))
     ap.add_argument("--out", type=Path, help="write the rows here as JSON")
@@ -76,8 +78,10 @@ def main() -> int:
     if args.kn:
         kn = ngram.train_kn(corpus.train, Vocab.build(corpus.train)).with_config(context="words+cache")
         add("online", score(kn, corpus, "kn words+cache", "", False))
+        stop = start + args.kn_phrase_words
         for beam in args.beams if not args.no_phrase else ():
-            add("phrase", score_phrases(kn, words, corpus.phrase_ends, start, f"kn words+cache beam {beam}", beam))
+            add("phrase", score_phrases(kn, words[:stop], corpus.phrase_ends[:stop], start,
+                                        f"kn words+cache beam {beam}, first {args.kn_phrase_words:,} words", beam))
     print(f"{args.split}: {len(corpus.test):,} words; {time.perf_counter() - t0:.0f} s", flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

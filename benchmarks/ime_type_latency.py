@@ -1,6 +1,7 @@
 """What one key costs in `ime type`: the composer fed the codes of test words key by key, timing the keys
 that complete a code (those call the model; with a `--lookahead` model, its revision of the previous
-word too). Median and p90 over typing sessions spread over the test split.
+word too), and the mark that ends each session's phrase (its words converted again together). Median
+and p90 over typing sessions spread over the test split.
 
     python benchmarks/ime_type_latency.py RUN [RUN ...] [--dataset shakespeare] [--data-dir ../shared/data]
 """
@@ -33,7 +34,7 @@ def main() -> int:
     test = load_corpus(args.dataset, args.data_dir).test
     for name in args.models:
         predictor = load_predictor(name)
-        times = []
+        times, marks = [], []
         for start in np.linspace(0, len(test) - args.words, args.sessions, dtype=int):
             composer = Composer(predictor)
             for i, word in enumerate(test[start: start + args.words]):
@@ -42,9 +43,14 @@ def main() -> int:
                     composer.key(ch)
                     if composer.complete and i:  # the session's first code builds the model's state
                         times.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            composer.key(".")  # ends the phrase: all the session's words, converted together
+            marks.append(time.perf_counter() - t)
         us = np.array(times) * 1e6
         print(f"{name}: lookahead {predictor.lookahead}; a key that completes a code: median "
-              f"{np.median(us):,.0f} µs, p90 {np.percentile(us, 90):,.0f} µs ({len(us)} keys)")
+              f"{np.median(us):,.0f} µs, p90 {np.percentile(us, 90):,.0f} µs ({len(us)} keys); the mark that converts "
+              f"a phrase of {args.words} words: median {np.median(marks) * 1e3:,.1f} ms, p90 "
+              f"{np.percentile(marks, 90) * 1e3:,.1f} ms")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
 

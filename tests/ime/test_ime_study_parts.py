@@ -56,3 +56,18 @@ def test_with_cache_agrees_per_position_in_batch_and_while_typing():
     fresh = [[w for w, _ in WithCache(Fixed(), 0.5, 0.2, 3.0).candidates(codes[i], words[:i], 2)]
              for i in range(1, len(words))]
     assert batch == typed == fresh and batch[0] == ["thee", "the"]  # "thee" typed once: 0.25*0.3+0.5 > 0.35
+
+
+def test_the_own_cache_passes_the_later_codes_to_a_lookahead_model():
+    from jax_llm.ime.predictor import Predictor
+
+    class Ahead(Predictor):
+        lookahead = 1
+
+        def candidates(self, code, context, k=10, ahead=()):
+            ranked = [(code + "a", -0.5), (code + "b", -1.0)]
+            return (ranked[::-1] if ahead else ranked)[:k]
+
+    cached = WithCache(Ahead(), code=0.0, follow=0.0)
+    assert [w for w, _ in cached.candidates("th", [], 2)] == ["tha", "thb"]
+    assert [w for w, _ in cached.candidates("th", [], 2, ahead=["ca"])] == ["thb", "tha"]

@@ -109,7 +109,7 @@ class WithCache(Predictor):
 
     def candidates(self, code: str, context: Sequence[str], k: int = 10,
                    ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
-        row = self.model.candidates(code, context, max(k, self.depth))
+        row = self.model.candidates(code, context, max(k, self.depth), ahead)
         return self._mix(row, self._cache_for(context), code, k)
 
     def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0):

@@ -118,6 +118,7 @@ def _search(predictor, rows, beam: int) -> list[list[str]]:
     # each code's words are one run of ids (the vocabulary is grouped by code)
     size_of = np.array([len(ids) for ids in vocab.by_code] + [0], np.int32)  # NOT_TYPED, code 0 of padding: any
     first_of = np.array([ids[0] if len(ids) else 0 for ids in vocab.by_code] + [0], np.int32)
+    width = max(16, 1 << (int(size_of.max()) - 1).bit_length())  # the largest code's words: one compilation
     for j in range(n):
         step_in = np.full((R, beam, 1 + k_ahead), NOT_TYPED, np.int32)
         step_in[:P, :, 0] = codes[:, j: j + 1]
@@ -126,7 +127,6 @@ def _search(predictor, rows, beam: int) -> list[list[str]]:
         step_in[..., 0] = np.where(step_in[..., 0] == NOT_TYPED, 0, step_in[..., 0])  # padding and finished rows
         step_in = step_in.reshape(R * beam, 1, 1 + k_ahead)
         code_now = step_in[:, 0, 0]
-        width = max(16, 1 << (int(size_of[code_now].max()) - 1).bit_length())
         ids, values, cache = _step(graphdef, params, jnp.asarray(step_in if k_ahead else step_in[..., 0]),
                                    jnp.asarray(last.reshape(-1, 1)), cache, jnp.asarray(parents), c + j,
                                    jnp.asarray(first_of[code_now]), beam, width, jnp.asarray(size_of[code_now]))

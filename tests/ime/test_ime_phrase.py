@@ -49,6 +49,26 @@ def test_the_batched_beam_search_gives_the_generic_ones_words(request, model, te
     assert p.convert_phrase(cases[3][1], cases[3][0], cases[3][2], beam) == batched[3]
 
 
+@pytest.mark.parametrize("model", ["ime_lookahead_model", "ime_transformer_model"])
+def test_the_own_cache_inside_the_batched_beam_gives_the_generic_ones_words(request, model, text_words):
+    """The own cache's mix inside the Transformer's batched beam (`phrase.Rerank`) equals the generic beam
+    search over `WithCache.candidates`, whose contexts hold each hypothesis's words."""
+    from jax_llm.ime.combine import WithCache
+
+    p = TransformerPredictor(request.getfixturevalue(model))
+    half = p.cfg.model.block_size // 2
+    cases = []
+    for at in range(0, 400, 9):
+        context, words = text_words[at: at + half - 1], text_words[at + half - 1: at + half + 2 + at % 7]
+        fixed = {2: words[2]} if at % 4 == 0 and len(words) > 3 else {}
+        cases.append((context, [word_code(w) for w in words], fixed))
+    batched = WithCache(p, code=0.3, follow=0.2, decay=20).convert_phrases(cases, 4)
+    generic = [phrase.beam_search(WithCache(p, 0.3, 0.2, 20), codes, context, fixed, 4)
+               for context, codes, fixed in cases]
+    assert batched == generic
+    assert batched != p.convert_phrases(cases, 4)  # the caches changed some words
+
+
 def test_beam_one_is_greedy_and_a_wider_beam_scores_at_least_as_well(ime_lookahead_model, text_words):
     p = TransformerPredictor(ime_lookahead_model)
     codes, context = [word_code(w) for w in text_words[40:52]], text_words[30:40]

@@ -56,6 +56,9 @@ def test_with_cache_agrees_per_position_in_batch_and_while_typing():
     fresh = [[w for w, _ in WithCache(Fixed(), 0.5, 0.2, 3.0).candidates(codes[i], words[:i], 2)]
              for i in range(1, len(words))]
     assert batch == typed == fresh and batch[0] == ["thee", "the"]  # "thee" typed once: 0.25*0.3+0.5 > 0.35
+    jumps = WithCache(Fixed(), 0.5, 0.2, 3.0)  # contexts that grow by several words (phrase after phrase)
+    assert [[w for w, _ in jumps.candidates(codes[i], words[:i], 2)] for i in (1, 4, 7)] == [fresh[0], fresh[3],
+                                                                                             fresh[6]]
 
 
 def test_the_own_cache_passes_the_later_codes_to_a_lookahead_model():
@@ -71,3 +74,20 @@ def test_the_own_cache_passes_the_later_codes_to_a_lookahead_model():
     cached = WithCache(Ahead(), code=0.0, follow=0.0)
     assert [w for w, _ in cached.candidates("th", [], 2)] == ["tha", "thb"]
     assert [w for w, _ in cached.candidates("th", [], 2, ahead=["ca"])] == ["thb", "tha"]
+
+
+def test_shares_after_a_hypothesis_equal_the_shares_once_its_words_are_pushed():
+    from jax_llm.ime.combine import RecentWords
+
+    words, hypothesis = ["thee", "cat", "the", "thee", "cat"], ["the", "cat", "thee"]
+    cache, pushed = RecentWords(3.0), RecentWords(3.0)
+    for w in words:
+        cache.push(w)
+        pushed.push(w)
+    for w in hypothesis:
+        pushed.push(w)
+    for follow in (False, True):
+        for code in ("th", "ca"):
+            got, want = cache.shares(code, follow, after=hypothesis), pushed.shares(code, follow)
+            assert got.keys() == want.keys() and all(abs(got[w] - want[w]) < 1e-12 for w in want)
+    assert cache.now == len(words)  # the cache itself did not move

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from jax_llm.ime.language.codes import word_code
+from jax_llm.ime.phrase import BEAM, Rerank
 from jax_llm.ime.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -36,10 +37,15 @@ class RecentWords:
         self._add((self.prev, code), word)
         self.prev = word
 
-    def shares(self, code: str, follow: bool = False) -> dict[str, float]:
-        """Each cached word's share for `code` (`follow`: among the words that followed the last one)."""
-        got = self.by_key.get((self.prev, code) if follow else code, {})
-        weights = {w: v * math.exp((t - self.now) / self.decay) for w, (v, t) in got.items()}
+    def shares(self, code: str, follow: bool = False, after: Sequence[str] = ()) -> dict[str, float]:
+        """Each cached word's share for `code` (`follow`: among the words that followed the last one), as if
+        the words `after` (a phrase's hypothesis) had been pushed too; the cache itself stays as it is."""
+        m, prev = len(after), after[-1] if after else self.prev
+        got = self.by_key.get((prev, code) if follow else code, {})
+        weights = {w: v * math.exp((t - self.now - m) / self.decay) for w, (v, t) in got.items()}
+        for i, (before, w) in enumerate(zip([self.prev, *after], after)):  # w pushed i + 1 words from now
+            if word_code(w) == code and (not follow or before == prev):
+                weights[w] = weights.get(w, 0.0) + math.exp((i + 1 - m) / self.decay)
         total = sum(weights.values())
         return {w: x / total for w, x in weights.items()} if total > 1e-12 else {}
 
@@ -86,21 +92,21 @@ class WithCache(Predictor):
         return cache
 
     def _cache_for(self, context: Sequence[str]) -> RecentWords:
-        """The caches of `context`, grown by its new last word when it is the last context plus one word
-        (checked on the last TAIL words and the length, as ngram.ConfirmedWords does)."""
+        """The caches of `context`, grown by its new words when it extends the last context (a typist's next
+        word, the next phrase): checked on the length and the last TAIL words of the last context."""
         n, last = len(context), self._last
-        tail = list(context[max(0, n - self.TAIL):])
-        if last is not None and last[1] == n and last[2] == tail:
-            return last[0]
-        if last is not None and last[1] == n - 1 and last[2][1 - self.TAIL:] == tail[:-1][1 - self.TAIL:]:
-            last[0].push(context[n - 1])
+        if last is not None and last[1] <= n and list(context[max(0, last[1] - self.TAIL): last[1]]) == last[2]:
+            cache = last[0]
+            for w in context[last[1]: n]:
+                cache.push(w)
         else:
-            last = (self._cache(context, n),)
-        self._last = (last[0], n, tail)
-        return last[0]
+            cache = self._cache(context, n)
+        self._last = (cache, n, list(context[max(0, n - self.TAIL):]))
+        return cache
 
-    def _mix(self, row, cache: RecentWords, code: str, k: int):
-        return mix(row, [(cache.shares(code), self.code), (cache.shares(code, follow=True), self.follow)], k)
+    def _mix(self, row, cache: RecentWords, code: str, k: int, after: Sequence[str] = ()):
+        return mix(row, [(cache.shares(code, after=after), self.code),
+                         (cache.shares(code, follow=True, after=after), self.follow)], k)
 
     @property
     def label(self) -> tuple[str, str]:
@@ -111,6 +117,18 @@ class WithCache(Predictor):
                    ahead: Sequence[str] = ()) -> list[tuple[str, float]]:
         row = self.model.candidates(code, context, max(k, self.depth), ahead)
         return self._mix(row, self._cache_for(context), code, k)
+
+    def convert_phrases(self, phrases, beam: int | None = None) -> list[list[str]]:
+        """The model's phrase search (batched when it has one), its candidates mixed with the caches of the
+        phrase's context and of the hypothesis's own words; one phrase at a time, each phrase's context
+        the cache's (grown from the last one's)."""
+        out = []
+        for context, codes, fixed in phrases:
+            cache = self._cache_for(context)
+            mixed = Rerank(max(beam or BEAM, self.depth),
+                           lambda before, code, row, k, cache=cache: self._mix(row, cache, code, k, before))
+            out += self.model.convert_phrases([(context, codes, fixed)], beam, mixed)
+        return out
 
     def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int, start: int = 0):
         """The model scores the split at once when it can; the caches walk it word by word."""

@@ -15,6 +15,7 @@ from jax_llm.ime.modelfiles import read_meta
 
 if TYPE_CHECKING:
     from jax_llm.ime.language.words import Vocab
+    from jax_llm.ime.phrase import Rerank
 
 
 class ContextView(Sequence):
@@ -84,14 +85,16 @@ class Predictor(ABC):
                        beam: int | None = None) -> list[str]:
         """The words of a whole phrase of `codes`, decoded jointly after the confirmed `context`; `fixed`:
         position -> word the writer picked or spelled, kept as it is (`phrase.beam_search`)."""
-        from jax_llm.ime import phrase  # here: phrase builds on this module
-
-        return phrase.beam_search(self, codes, context, fixed, phrase.BEAM if beam is None else beam)
+        return self.convert_phrases([(context, codes, fixed)], beam)[0]
 
     def convert_phrases(self, phrases: Sequence[tuple[Sequence[str], Sequence[str], Mapping[int, str]]],
-                        beam: int | None = None) -> list[list[str]]:
-        """`convert_phrase` for many (context, codes, fixed) at once (the phrase protocol's batch)."""
-        return [self.convert_phrase(codes, context, fixed, beam) for context, codes, fixed in phrases]
+                        beam: int | None = None, rerank: "Rerank | None" = None) -> list[list[str]]:
+        """`convert_phrase` for many (context, codes, fixed) at once (the phrase protocol's batch); `rerank`
+        re-ranks every hypothesis's candidates (`phrase.Rerank`)."""
+        from jax_llm.ime import phrase  # here: phrase builds on this module
+
+        beam = phrase.BEAM if beam is None else beam
+        return [phrase.beam_search(self, codes, context, fixed, beam, rerank) for context, codes, fixed in phrases]
 
     def scored_split(self, codes: Sequence[str], words: Sequence[str], k: int,
                      start: int = 0) -> list[list[tuple[str, float]]]:

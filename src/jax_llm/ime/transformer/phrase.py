@@ -30,8 +30,8 @@ def _prefill(graphdef, params, inputs, aux, cache):
 
 
 @partial(jax.jit, static_argnums=(0, 8, 9))
-def _step(graphdef, params, inputs, aux, cache, parents, pos, first, beam, width, size):
-    """The cache's rows reordered to `parents`, one position at `pos` for every row; the top `beam` words of
+def _step(graphdef, params, inputs, aux, cache, parents, pos, first, top, width, size):
+    """The cache's rows reordered to `parents`, one position at `pos` for every row; the top `top` words of
     each row's code (its words: ids first..first+size-1, scored `width` at a time) and their
     log-probabilities among that code's words."""
     cache = jax.tree.map(lambda c: jnp.take(c, parents, axis=0), cache)
@@ -44,13 +44,14 @@ def _step(graphdef, params, inputs, aux, cache, parents, pos, first, beam, width
     cap = model.cfg.logit_softcap
     logits = cap * jnp.tanh(logits / cap) if cap else logits
     logp = jax.nn.log_softmax(jnp.where(jnp.arange(width)[None, :] < size[:, None], logits, -jnp.inf), axis=-1)
-    values, at = jax.lax.top_k(logp, min(beam, width))
+    values, at = jax.lax.top_k(logp, min(top, width))
     return jnp.take_along_axis(ids, at, axis=1), values, cache
 
 
 def convert(predictor, phrases: Sequence[tuple[Sequence[str], Sequence[str], Mapping[int, str]]],
-            beam: int) -> list[list[str]]:
-    """[(context, codes, fixed), ...] -> each phrase's best words (model words), as `phrase.beam_search`."""
+            beam: int, rerank=None) -> list[list[str]]:
+    """[(context, codes, fixed), ...] -> each phrase's best words (model words), as `phrase.beam_search`
+    (`rerank`: a `phrase.Rerank` for every phrase)."""
     block = predictor.cfg.model.block_size
     context_len, piece = block // 2, block - block // 2
     out: list[list[str]] = [[] for _ in phrases]
@@ -66,8 +67,9 @@ def convert(predictor, phrases: Sequence[tuple[Sequence[str], Sequence[str], Map
             for at in range(0, len(items), ROWS):
                 chunk = items[at: at + ROWS]
                 words = _search(predictor, [(ctx[len(ctx) - c:], ctx[len(ctx) - c - 1] if len(ctx) > c else None,
-                                             codes[done:], {j - done: w for j, w in fixed.items()}, piece)
-                                            for _, ctx, codes, fixed, done in chunk], beam)
+                                             codes[done:], {j - done: w for j, w in fixed.items()}, piece,
+                                             ctx[len(ctx) - done:] if done else [])
+                                            for _, ctx, codes, fixed, done in chunk], beam, rerank)
                 for (i, ctx, codes, fixed, done), got in zip(chunk, words):
                     out[i] += got
                     if done + len(got) < len(codes):
@@ -76,9 +78,9 @@ def convert(predictor, phrases: Sequence[tuple[Sequence[str], Sequence[str], Map
     return out
 
 
-def _search(predictor, rows, beam: int) -> list[list[str]]:
-    """Beam search for rows of (context words, the word before them or None, codes, fixed, most words):
-    every row has the same number of context words."""
+def _search(predictor, rows, beam: int, rerank) -> list[list[str]]:
+    """Beam search for rows of (context words, the word before them or None, codes, fixed, most words, the
+    phrase's words before these codes): every row has the same number of context words."""
     vocab, k_ahead, block = predictor.vocab, predictor.ahead, predictor.cfg.model.block_size
     seen = predictor.lookahead
     c = len(rows[0][0])
@@ -95,7 +97,7 @@ def _search(predictor, rows, beam: int) -> list[list[str]]:
     inputs[:, :, 1:] = NOT_TYPED
     aux = np.zeros((R, block), np.int32)
     codes = np.full((P, n + k_ahead), NOT_TYPED, np.int32)
-    for r, (ctx, before, phrase, _, most) in enumerate(rows):
+    for r, (ctx, before, phrase, *_) in enumerate(rows):
         typed = [CODE_IDS[w[:2] if len(w) >= 2 else w + " "] for w in ctx] + [CODE_IDS[x] for x in phrase[:n + k_ahead]]
         typed += [NOT_TYPED] * k_ahead
         for j in range(c):
@@ -119,6 +121,18 @@ def _search(predictor, rows, beam: int) -> list[list[str]]:
     size_of = np.array([len(ids) for ids in vocab.by_code] + [0], np.int32)  # NOT_TYPED, code 0 of padding: any
     first_of = np.array([ids[0] if len(ids) else 0 for ids in vocab.by_code] + [0], np.int32)
     width = max(16, 1 << (int(size_of.max()) - 1).bit_length())  # the largest code's words: one compilation
+    depth = max(beam, rerank.depth if rerank else 0)
+
+    def ranked(r, b, code, done):
+        """Hypothesis b of row r: its best words for `code` (word, log-prob), re-ranked when asked."""
+        got = [(vocab.words[i], float(v)) for i, v in zip(ids[r, b], values[r, b])
+               if np.isfinite(v) and vocab.code_of[i] == CODE_IDS[code]]
+        if rerank is None:
+            return got[:beam]
+        phrase = rows[r][2]
+        before = list(done) + [context_word(w, k) for w, k in zip(hyp_words[r][b], phrase)]
+        return rerank.fn(before, code, got, beam)
+
     for j in range(n):
         step_in = np.full((R, beam, 1 + k_ahead), NOT_TYPED, np.int32)
         step_in[:P, :, 0] = codes[:, j: j + 1]
@@ -129,13 +143,13 @@ def _search(predictor, rows, beam: int) -> list[list[str]]:
         code_now = step_in[:, 0, 0]
         ids, values, cache = _step(graphdef, params, jnp.asarray(step_in if k_ahead else step_in[..., 0]),
                                    jnp.asarray(last.reshape(-1, 1)), cache, jnp.asarray(parents), c + j,
-                                   jnp.asarray(first_of[code_now]), beam, width, jnp.asarray(size_of[code_now]))
-        if ids.shape[1] < beam:  # a step whose codes all have fewer words than the beam
-            ids = jnp.pad(ids, ((0, 0), (0, beam - ids.shape[1])))
-            values = jnp.pad(values, ((0, 0), (0, beam - values.shape[1])), constant_values=-jnp.inf)
-        ids, values = np.asarray(ids).reshape(R, beam, beam)[:P], np.asarray(values).reshape(R, beam, beam)[:P]
+                                   jnp.asarray(first_of[code_now]), depth, width, jnp.asarray(size_of[code_now]))
+        if ids.shape[1] < depth:  # a step whose codes all have fewer words than the depth
+            ids = jnp.pad(ids, ((0, 0), (0, depth - ids.shape[1])))
+            values = jnp.pad(values, ((0, 0), (0, depth - values.shape[1])), constant_values=-jnp.inf)
+        ids, values = np.asarray(ids).reshape(R, beam, depth)[:P], np.asarray(values).reshape(R, beam, depth)[:P]
         parents = np.arange(R * beam)
-        for r, (_, _, phrase, fixed, most) in enumerate(rows):
+        for r, (_, _, phrase, fixed, most, done) in enumerate(rows):
             if j >= min(len(phrase), most):
                 continue
             code = phrase[j]
@@ -144,9 +158,8 @@ def _search(predictor, rows, beam: int) -> list[list[str]]:
             elif not len(vocab.by_code[CODE_IDS[code]]):
                 grown = [(scores[r, b], b, placeholder(code)) for b in range(beam)]
             else:
-                grown = [(scores[r, b] + values[r, b, t], b, vocab.words[ids[r, b, t]])
-                         for b in range(beam) for t in range(beam)
-                         if np.isfinite(values[r, b, t]) and vocab.code_of[ids[r, b, t]] == CODE_IDS[code]]
+                grown = [(scores[r, b] + s, b, w) for b in range(beam) if np.isfinite(scores[r, b])
+                         for w, s in ranked(r, b, code, done)]
             grown = sorted(grown, key=lambda g: -g[0])[:beam]  # stable: ties keep the model's order
             grown += [(-np.inf, grown[0][1], grown[0][2])] * (beam - len(grown))
             hyp_words[r] = [hyp_words[r][b] + [w] for _, b, w in grown]

@@ -188,9 +188,9 @@ class TransformerPredictor(Predictor):
             code_id(c)  # a string that is not a code: UserError
         return self.convert_phrases([(context, codes, fixed)], beam)[0]
 
-    def convert_phrases(self, phrases, beam: int | None = None) -> list[list[str]]:
+    def convert_phrases(self, phrases, beam: int | None = None, rerank=None) -> list[list[str]]:
         """Batched: many phrases and their hypotheses are rows of one KV cache (`transformer.phrase`)."""
-        return phrase.convert(self, phrases, BEAM if beam is None else beam)
+        return phrase.convert(self, phrases, BEAM if beam is None else beam, rerank)
 
     def _batch(self, positions):
         """(inputs (1, T) or (1, T, 1 + K), aux (1, T)) for [(code id, later code ids..., previous word id), ...]."""

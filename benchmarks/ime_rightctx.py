@@ -71,10 +71,13 @@ def main() -> int:
         add("online", score(model, corpus, f"{args.run.name} K={seen}", "", False))
         a, b, decay, dev_top1 = tune_cache(TransformerPredictor(chooser_dir, seen=seen), full.train)
         label = f"{args.run.name} K={seen}"
-        add("online", score(WithCache(model, a, b, decay), corpus, f"{label} + own cache {a}/{b}/{decay}", "", False))
+        cached = WithCache(model, a, b, decay)
+        add("online", score(cached, corpus, f"{label} + own cache {a}/{b}/{decay}", "", False))
         if not args.no_phrase and seen in (0, k):
             for beam in args.beams:
                 add("phrase", score_phrases(model, words, corpus.phrase_ends, start, f"{label} beam {beam}", beam))
+                add("phrase", score_phrases(cached, words, corpus.phrase_ends, start,
+                                            f"{label} + own cache beam {beam}", beam))
     if args.kn:
         kn = ngram.train_kn(corpus.train, Vocab.build(corpus.train)).with_config(context="words+cache")
         add("online", score(kn, corpus, "kn words+cache", "", False))

@@ -258,7 +258,7 @@ class GPT(nnx.Module):
             y = self.head(hidden)
         else:
             rows = self.output_embedding() if rows is None else rows
-            y = hidden @ rows.T.astype(hidden.dtype)
+            y = dense(hidden, rows.T.astype(hidden.dtype))  # as the untied head: no slow transposed copy
         y, cap = y.astype(jnp.float32), self.cfg.logit_softcap
         return cap * jnp.tanh(y / cap) if cap else y
 

@@ -1,7 +1,6 @@
 """The modern recipe's parts: rotary positions, attention through jax.nn.dot_product_attention, Muon
 batched over same-shape matrices, and runs made before the families existed resuming as they were."""
 
-import dataclasses
 import json
 
 import jax
@@ -18,7 +17,7 @@ from jax_llm.config import FAMILIES, ModelConfig, RunConfig, make_config
 from jax_llm.errors import UserError
 from jax_llm.metrics import read_metrics
 from jax_llm.model import GPT, attention, rotate
-from jax_llm.optim import make_optimizer, param_labels, stacked_by_shape
+from jax_llm.optim import make_optimizer, muon_labels, stacked_by_shape
 
 
 def explicit_attention(q, k, v):
@@ -90,32 +89,10 @@ def test_muon_stacked_by_shape_equals_muon_per_matrix():
 
 def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
     cfg = make_config(None, ["vocab_size=30", "n_layer=2", "n_head=2", "n_embd=16", "block_size=8", "arch=gpt2"])
-    labels = jax.tree_util.tree_flatten_with_path(param_labels(nnx.state(GPT(cfg.model, nnx.Rngs(0)))))[0]
+    labels = jax.tree_util.tree_flatten_with_path(muon_labels(nnx.state(GPT(cfg.model, nnx.Rngs(0)))))[0]
     muon = {".".join(str(k.key) for k in path if hasattr(k, "key")) for path, v in labels if v == "muon"}
     assert muon == {f"blocks.{i}.{m}.kernel" for i in range(2) for m in ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")}
     assert make_optimizer(cfg.train) is not None
-
-
-def test_embedding_lr_moves_only_the_embeddings_faster():
-    """One step from the same gradients: the embedding tables' updates scale with embedding_lr, every
-    other parameter's update (Muon's and AdamW's) is the one without it."""
-    cfg = make_config(None, ["vocab_size=30", "n_layer=1", "n_head=2", "n_embd=16", "block_size=8", "warmup_steps=0"])
-    params = nnx.state(GPT(cfg.model, nnx.Rngs(0)), nnx.Param)
-    grads = jax.tree.map(lambda p: jnp.ones_like(p) * 0.01, params)
-    updates = {}
-    for lr in (0.0, cfg.train.learning_rate * 10):
-        tx = make_optimizer(dataclasses.replace(cfg.train, embedding_lr=lr))
-        updates[lr], _ = tx.update(grads, tx.init(params), params)
-    plain, fast = (jax.tree_util.tree_flatten_with_path(u)[0] for u in updates.values())
-    names = []
-    for (path, a), (_, b) in zip(plain, fast):
-        name = ".".join(str(k.key) for k in path if hasattr(k, "key"))
-        if name.endswith("embedding"):
-            names.append(name)
-            np.testing.assert_allclose(b, 10 * a, rtol=1e-5)
-        else:
-            np.testing.assert_allclose(b, a, rtol=1e-6)
-    assert names == ["wte.embedding"]
 
 
 def test_a_muon_run_learns_and_resumes_exactly(tmp_path, corpus):

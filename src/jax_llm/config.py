@@ -53,7 +53,6 @@ class TrainConfig:
     optimizer: str = "muon"  # muon (Muon for the blocks' matrices, AdamW at learning_rate for the rest) | adamw
     muon_lr: float = 0.02  # Muon's peak learning rate (its own scale), on the same schedule
     muon_ns_steps: int = 3  # Newton-Schulz iterations per Muon step (optax's default is 5; docs/performance.md)
-    embedding_lr: float = 0.0  # the input embeddings' own AdamW peak rate (nanochat's split); 0 = learning_rate
     label_smoothing: float = 0.0  # share of the target's probability spread evenly over the scored outputs
     eval_interval: int = 250
     eval_batches: int = 20  # batches per periodic val estimate; the final eval covers the whole split
@@ -167,7 +166,6 @@ class RunConfig:
             (t.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16 (got {t.precision!r})"),
             (t.optimizer in ("adamw", "muon"), f"optimizer must be adamw or muon (got {t.optimizer!r})"),
             (t.muon_lr > 0 and t.muon_ns_steps >= 1, "muon_lr must be > 0 and muon_ns_steps >= 1"),
-            (t.embedding_lr >= 0, "embedding_lr must be >= 0 (0: learning_rate)"),
             (m.ahead >= 0, f"ahead must be >= 0 (got {m.ahead})"),
             (m.logit_softcap >= 0, f"logit_softcap must be >= 0 (got {m.logit_softcap})"),
             (not m.rope or (m.n_embd // m.n_head) % 2 == 0, "rotary positions need an even head size (n_embd / n_head)"),

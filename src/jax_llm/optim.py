@@ -17,33 +17,24 @@ def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
 
     With `optimizer=muon`, the blocks' matrices follow Muon (`optax.contrib.muon`: momentum orthogonalised
     by Newton-Schulz) at `muon_lr` on the same schedule; embeddings, head, norms' gains and biases stay
-    with AdamW at `learning_rate` (nanochat's and the speedrun's split). A nonzero `embedding_lr` gives the
-    input embeddings an AdamW rate of their own: a row moves only when its token is in the batch."""
+    with AdamW at `learning_rate` (nanochat's and the speedrun's split)."""
     decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
-    schedule = make_lr(t)
-    scaled = lambda peak: (lambda step: schedule(step) * (peak / t.learning_rate))  # noqa: E731
-    adamw = optax.adamw(schedule, b1=t.beta1, b2=t.beta2, weight_decay=t.weight_decay, mask=decay_mask)
-    groups = {"adamw": adamw}
+    adamw = optax.adamw(make_lr(t), b1=t.beta1, b2=t.beta2, weight_decay=t.weight_decay, mask=decay_mask)
     if t.optimizer == "muon":
-        groups["muon"] = stacked_by_shape(optax.contrib.muon(
-            scaled(t.muon_lr), ns_steps=t.muon_ns_steps, beta=0.95, weight_decay=t.weight_decay,
-            muon_weight_dimension_numbers=optax.contrib.MuonDimensionNumbers(1, 2)))
-    if t.embedding_lr:
-        groups["embedding"] = optax.adamw(scaled(t.embedding_lr), b1=t.beta1, b2=t.beta2, weight_decay=t.weight_decay)
-    if len(groups) > 1:
-        adamw = optax.partition(groups, lambda params: param_labels(params, "muon" in groups, "embedding" in groups))
+        schedule, scale = make_lr(t), t.muon_lr / t.learning_rate
+        muon = optax.contrib.muon(lambda step: schedule(step) * scale, ns_steps=t.muon_ns_steps, beta=0.95,
+                                  weight_decay=t.weight_decay,
+                                  muon_weight_dimension_numbers=optax.contrib.MuonDimensionNumbers(1, 2))
+        adamw = optax.partition({"muon": stacked_by_shape(muon), "adamw": adamw}, muon_labels)
     # always chained, so the optimizer state has the same structure whatever grad_clip is (resume can change it)
     return optax.chain(optax.clip_by_global_norm(t.grad_clip or float("inf")), adamw)
 
 
-def param_labels(params, muon: bool = True, embedding: bool = False):
-    """Each parameter's group: 'muon' for a matrix inside the blocks, 'embedding' for an input embedding
-    table (nnx.Embed's, the tied head's too), 'adamw' for everything else."""
+def muon_labels(params):
+    """'muon' for a matrix inside the blocks, 'adamw' for everything else."""
     def label(path, p):
-        keys = [getattr(k, "key", None) for k in path]
-        if muon and "blocks" in keys and p.ndim == 2:
-            return "muon"
-        return "embedding" if embedding and "embedding" in keys else "adamw"
+        in_blocks = any(getattr(k, "key", None) == "blocks" for k in path)
+        return "muon" if in_blocks and p.ndim == 2 else "adamw"
 
     return jax.tree_util.tree_map_with_path(label, params)
 

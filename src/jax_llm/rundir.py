@@ -15,9 +15,8 @@ from jax_llm.errors import UserError
 
 # What a resumed run may change. The rest would not restore into the saved checkpoint (model shapes),
 # or would train on other tokens than the saved ones (tokenizer, split).
-# everything but the model's shape and the optimizer's groups (whose state the checkpoint holds)
-CHANGEABLE_ON_RESUME = ({f.name for f in dataclasses.fields(TrainConfig)} - {"optimizer", "embedding_lr"}
-                        | {"dropout", "aux_dropout"})
+# everything but the model's shape and the optimizer (whose state the checkpoint holds)
+CHANGEABLE_ON_RESUME = {f.name for f in dataclasses.fields(TrainConfig)} - {"optimizer"} | {"dropout", "aux_dropout"}
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,12 @@ def sharp_model(block_size=32, seed=0, arch="modern"):
     cfg = ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=32, block_size=block_size, **FAMILIES[arch])
     model = GPT(cfg, nnx.Rngs(seed))
     graphdef, state = nnx.split(model)
-    state = jax.tree.map(lambda x: x * 8 if x.ndim == 2 else x, state)
-    return nnx.merge(graphdef, state)
+    # random matrices, the modern family's zero-initialised output projections included: else its
+    # blocks would be the identity and each position would read only its own token
+    leaves, treedef = jax.tree.flatten(state)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    leaves = [jax.random.normal(k, x.shape) if x.ndim == 2 else x for k, x in zip(keys, leaves)]
+    return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
 
 
 @pytest.mark.parametrize("arch", FAMILIES)
@@ -45,6 +49,8 @@ def test_cache_logits_match_full_forward(arch):
     step = model(tokens[:, 4:5], cache=cache, pos=4)
     np.testing.assert_allclose(first, full[:, :4], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(step[:, 0], full[:, 4], rtol=1e-5, atol=1e-5)
+    # the last position reads the first token: the cache holds what the step attends to
+    assert not np.allclose(model(tokens.at[0, 0].set(1))[:, 4], full[:, 4], atol=1e-3)
 
 
 @pytest.mark.parametrize("arch", FAMILIES)
